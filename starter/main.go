@@ -1,0 +1,66 @@
+// Command drover is Drover's CLI: it validates recipes, starts runbooks and
+// queries them through Temporal, and runs the embedded local dev stack.
+//
+// Exit codes: 0 success; 1 operational error; 2 bad usage or invalid input
+// (nothing was started); 3 the command ran but found something down.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `drover — disaster-recovery runbooks on Temporal
+
+usage:
+  drover validate -f RECIPE                 check a recipe; print every problem with its field path
+  drover status   -f RECIPE [--sites a,b] [--json] [--timeout D]
+                                            run the SiteStatus workflow and print its table
+  drover dev up     [flags]                 start the local stack (Temporal, BIND9, sites, workers)
+  drover dev down   [--state-dir DIR]       stop exactly what dev up started
+  drover dev status [--state-dir DIR]       show the local stack's processes
+  drover version
+
+Temporal connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+TEMPORAL_TLS_* (the SDK's environment configuration); default 127.0.0.1:7233.
+Run "drover COMMAND -h" for a command's flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one CLI command and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr)
+	case "dev":
+		return cmdDev(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "drover", version)
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "drover: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

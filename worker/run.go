@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"go.uber.org/zap"
+
+	"github.com/drover-sre/drover/activities/probe"
+	"github.com/drover-sre/drover/activities/provider/local"
+	"github.com/drover-sre/drover/worker/zaplog"
+	"github.com/drover-sre/drover/workflows"
+)
+
+// Config is the worker's command-line configuration.
+type Config struct {
+	Site      string
+	StateDir  string
+	AppBinary string
+	LogLevel  string
+}
+
+var siteName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+
+func (c *Config) check() error {
+	var errs []error
+	if c.Site == "" {
+		errs = append(errs, errors.New("--site: required (the name of the site this worker runs at)"))
+	} else if !siteName.MatchString(c.Site) {
+		errs = append(errs, fmt.Errorf("--site: %q must match %s", c.Site, siteName))
+	}
+	if c.AppBinary == "" {
+		if exe, err := os.Executable(); err == nil {
+			c.AppBinary = filepath.Join(filepath.Dir(exe), "petclinic")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func run(cfg Config, z *zap.Logger) error {
+	if err := cfg.check(); err != nil {
+		return err
+	}
+	logger := zaplog.New(z)
+	opts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		return fmt.Errorf("temporal client configuration: %w", err)
+	}
+	opts.Logger = logger
+	c, err := client.Dial(opts)
+	if err != nil {
+		return fmt.Errorf("connect to temporal at %q: %w", hostPortOrDefault(opts), err)
+	}
+	defer c.Close()
+
+	shared := worker.New(c, workflows.SharedTaskQueue, worker.Options{})
+	RegisterWorkflows(shared)
+
+	site := worker.New(c, workflows.SiteTaskQueue(cfg.Site), worker.Options{})
+	bins, err := local.FindBinaries(cfg.AppBinary)
+	if err != nil {
+		// A site worker for a cloud site does not need the local binaries;
+		// the local provider activities then fail with this reason.
+		z.Warn("local provider unavailable", zap.Error(err))
+	}
+	RegisterSiteActivities(site, cfg.Site, cfg.StateDir, bins)
+
+	z.Info("worker starting", zap.String("site", cfg.Site), zap.String("temporal", hostPortOrDefault(opts)),
+		zap.String("namespace", opts.Namespace), zap.Strings("task_queues", []string{workflows.SharedTaskQueue, workflows.SiteTaskQueue(cfg.Site)}))
+	if err := shared.Start(); err != nil {
+		return fmt.Errorf("start worker on %s: %w", workflows.SharedTaskQueue, err)
+	}
+	defer shared.Stop()
+	return site.Run(worker.InterruptCh())
+}
+
+// RegisterWorkflows registers every workflow on the shared task queue.
+func RegisterWorkflows(w worker.WorkflowRegistry) {
+	w.RegisterWorkflowWithOptions(workflows.SiteStatus, workflow.RegisterOptions{Name: "SiteStatus"})
+}
+
+// RegisterSiteActivities registers the activities that run at a site.
+func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bins local.Binaries) {
+	w.RegisterActivity(&probe.Activities{HTTP: &http.Client{Timeout: 10 * time.Second}, Vantage: site})
+	// Only the lifecycle methods (StartSite, StopSite, KillSite, SiteStatus)
+	// have activity signatures; helpers such as SiteDir are skipped.
+	w.RegisterActivityWithOptions(&local.Provider{StateDir: stateDir, Bins: bins},
+		activity.RegisterOptions{SkipInvalidStructFunctions: true})
+}
+
+func hostPortOrDefault(o client.Options) string {
+	if o.HostPort == "" {
+		return client.DefaultHostPort
+	}
+	return o.HostPort
+}

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfigCheck(t *testing.T) {
+	for _, tc := range []struct {
+		site, want string
+	}{
+		{"", "--site: required"},
+		{"East", "--site: \"East\" must match"},
+		{"east_1", "must match"},
+	} {
+		c := Config{Site: tc.site}
+		err := c.check()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("site %q: %v, want %q", tc.site, err, tc.want)
+		}
+	}
+	c := Config{Site: "east"}
+	if err := c.check(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(c.AppBinary, "/petclinic") {
+		t.Errorf("default app binary %q should be petclinic next to the worker", c.AppBinary)
+	}
+}
