@@ -114,6 +114,37 @@ type Database struct {
 	Password     SecretRef `yaml:"password" json:"password"`             // required
 	ServerID     uint32    `yaml:"server_id" json:"server_id"`           // default index+1; unique; non-zero
 	GTIDDomainID uint32    `yaml:"gtid_domain_id" json:"gtid_domain_id"` // default index+1; unique across sites
+	// Stream is the account peers use to read this site's binlog when it is
+	// a replication source (REPLICATION SLAVE, REPLICATION CLIENT, BINLOG
+	// MONITOR, SELECT); Apply is the account that writes replicated
+	// transactions into it when it is a target (DML/DDL, READ_ONLY ADMIN,
+	// BINLOG REPLAY). Either may be left out: the admin account is used.
+	Stream Account `yaml:"stream" json:"stream"`
+	Apply  Account `yaml:"apply" json:"apply"`
+}
+
+// Account is a database account given by name and secret reference.
+type Account struct {
+	User     string    `yaml:"user" json:"user,omitempty"`
+	Password SecretRef `yaml:"password" json:"password,omitempty"`
+}
+
+// StreamAccount is the account that reads this site's binlog: Stream if
+// set, else the admin account.
+func (d Database) StreamAccount() Account {
+	if d.Stream.User != "" {
+		return d.Stream
+	}
+	return Account{User: d.User, Password: d.Password}
+}
+
+// ApplyAccount is the account that writes replicated transactions into this
+// site: Apply if set, else the admin account.
+func (d Database) ApplyAccount() Account {
+	if d.Apply.User != "" {
+		return d.Apply
+	}
+	return Account{User: d.User, Password: d.Password}
 }
 
 // AppTier is the application tier of a site.

@@ -154,6 +154,17 @@ func (v *validator) sites() {
 			v.add(dp+".user", "required")
 		}
 		v.secret(dp+".password", db.Password, true)
+		for _, acct := range []struct {
+			name string
+			a    Account
+		}{{"stream", db.Stream}, {"apply", db.Apply}} {
+			switch {
+			case acct.a.User == "" && acct.a.Password != "":
+				v.add(dp+"."+acct.name+".user", "required when a password is given")
+			case acct.a.User != "":
+				v.secret(dp+"."+acct.name+".password", acct.a.Password, true)
+			}
+		}
 		if db.ServerID == 0 {
 			v.add(dp+".server_id", "must be non-zero")
 		} else if j, dup := serverIDs[db.ServerID]; dup {

@@ -270,3 +270,33 @@ func TestValidateReportsEverything(t *testing.T) {
 		{"probes[0].target", `must be a URL path starting with "/"`},
 	}, r.Validate())
 }
+
+func TestReplicationAccounts(t *testing.T) {
+	r, err := Load("testdata/valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := r.Sites[0].DB.StreamAccount(); a.User != r.Sites[0].DB.User || a.Password != r.Sites[0].DB.Password {
+		t.Fatalf("stream account should default to the admin account: %+v", a)
+	}
+	r.Sites[0].DB.Stream = Account{User: "drover_stream", Password: "env:STREAM_PW"}
+	r.Sites[1].DB.Apply = Account{User: "drover_apply"}
+	r.Sites[1].DB.Stream = Account{Password: "literal"}
+	err = r.Validate()
+	ps, ok := err.(Problems)
+	if !ok {
+		t.Fatalf("want Problems, got %v", err)
+	}
+	got := ps.Error()
+	for _, want := range []string{"sites[1].db.apply.password: required", "sites[1].db.stream.user: required when a password is given"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "sites[0].db.stream") {
+		t.Errorf("a complete stream account was rejected:\n%s", got)
+	}
+	if a := r.Sites[0].DB.StreamAccount(); a.User != "drover_stream" {
+		t.Fatalf("StreamAccount = %+v", a)
+	}
+}

@@ -497,3 +497,15 @@ func firstWords(q string) string {
 	}
 	return strings.Join(f, " ")
 }
+
+// StreamGrants are the least privileges of the account that reads a
+// source's binlog (%s is the quoted account).
+var StreamGrants = []string{"GRANT REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, SELECT ON *.* TO %s"}
+
+// ApplyGrants are the least privileges of the applier on a target: DML and
+// DDL, READ_ONLY ADMIN to write while the standby is read_only=ON, and
+// BINLOG REPLAY to keep the origin GTID of each transaction.
+var ApplyGrants = []string{
+	"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES, CREATE VIEW, SHOW VIEW, TRIGGER, LOCK TABLES, CREATE TEMPORARY TABLES ON *.* TO %s",
+	"GRANT READ_ONLY ADMIN, BINLOG REPLAY ON *.* TO %s",
+}

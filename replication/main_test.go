@@ -41,13 +41,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// StreamGrants and ApplyGrants are the least privileges the two accounts need.
 var (
-	streamGrants = []string{"GRANT REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, SELECT ON *.* TO %s"}
-	applyGrants  = []string{
-		"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES, CREATE VIEW, SHOW VIEW, TRIGGER, LOCK TABLES, CREATE TEMPORARY TABLES ON *.* TO %s",
-		"GRANT READ_ONLY ADMIN, BINLOG REPLAY ON *.* TO %s",
-	}
+	streamGrants = replication.StreamGrants
+	applyGrants  = replication.ApplyGrants
 )
 
 func newPair(base uint32) (*pair, error) {

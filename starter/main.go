@@ -20,6 +20,8 @@ usage:
   drover validate -f RECIPE                 check a recipe; print every problem with its field path
   drover status   -f RECIPE [--sites a,b] [--json] [--timeout D]
                                             run the SiteStatus workflow and print its table
+  drover replication start|status|pause|resume|stop -f RECIPE [--from SITE --to SITE]
+                                            run and steer the ReplicationSupervisor of each stream
   drover dev up     [flags]                 start the local stack (Temporal, BIND9, sites, workers)
   drover dev down   [--state-dir DIR]       stop exactly what dev up started
   drover dev status [--state-dir DIR]       show the local stack's processes
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(ctx, args[1:], stdout, stderr)
 	case "dev":
 		return cmdDev(ctx, args[1:], stdout, stderr)
+	case "replication":
+		return cmdReplication(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "drover", version)
 		return 0

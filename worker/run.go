@@ -18,6 +18,7 @@ import (
 
 	"github.com/drover-sre/drover/activities/probe"
 	"github.com/drover-sre/drover/activities/provider/local"
+	"github.com/drover-sre/drover/activities/replicate"
 	"github.com/drover-sre/drover/worker/zaplog"
 	"github.com/drover-sre/drover/workflows"
 )
@@ -66,14 +67,20 @@ func run(cfg Config, z *zap.Logger) error {
 	shared := worker.New(c, workflows.SharedTaskQueue, worker.Options{})
 	RegisterWorkflows(shared)
 
-	site := worker.New(c, workflows.SiteTaskQueue(cfg.Site), worker.Options{})
+	site := worker.New(c, workflows.SiteTaskQueue(cfg.Site), worker.Options{
+		// Cancellation reaches a running activity only with a heartbeat
+		// response: send heartbeats at least every second so a paused or
+		// stopped stream stops within about a second.
+		MaxHeartbeatThrottleInterval:     time.Second,
+		DefaultHeartbeatThrottleInterval: time.Second,
+	})
 	bins, err := local.FindBinaries(cfg.AppBinary)
 	if err != nil {
 		// A site worker for a cloud site does not need the local binaries;
 		// the local provider activities then fail with this reason.
 		z.Warn("local provider unavailable", zap.Error(err))
 	}
-	RegisterSiteActivities(site, cfg.Site, cfg.StateDir, bins)
+	RegisterSiteActivities(site, cfg.Site, cfg.StateDir, bins, c)
 
 	z.Info("worker starting", zap.String("site", cfg.Site), zap.String("temporal", hostPortOrDefault(opts)),
 		zap.String("namespace", opts.Namespace), zap.Strings("task_queues", []string{workflows.SharedTaskQueue, workflows.SiteTaskQueue(cfg.Site)}))
@@ -87,10 +94,12 @@ func run(cfg Config, z *zap.Logger) error {
 // RegisterWorkflows registers every workflow on the shared task queue.
 func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(workflows.SiteStatus, workflow.RegisterOptions{Name: "SiteStatus"})
+	w.RegisterWorkflowWithOptions(workflows.ReplicationSupervisor, workflow.RegisterOptions{Name: "ReplicationSupervisor"})
 }
 
 // RegisterSiteActivities registers the activities that run at a site.
-func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bins local.Binaries) {
+func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bins local.Binaries, c client.Client) {
+	w.RegisterActivity(&replicate.Activities{Signaler: c})
 	w.RegisterActivity(&probe.Activities{HTTP: &http.Client{Timeout: 10 * time.Second}, Vantage: site})
 	// Only the lifecycle methods (StartSite, StopSite, KillSite, SiteStatus)
 	// have activity signatures; helpers such as SiteDir are skipped.

@@ -21,6 +21,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/drover-sre/drover/recipe"
+	"github.com/drover-sre/drover/replication"
 )
 
 // Component names accepted by StopSite and KillSite.
@@ -150,6 +151,20 @@ func (p *Provider) StartSite(ctx context.Context, in SiteInput) (SiteState, erro
 	users := []User{
 		{Name: s.DB.User, Password: adminPW, Grants: []string{"GRANT ALL PRIVILEGES ON *.* TO %s WITH GRANT OPTION"}},
 		{Name: AppUser, Password: appPW, Grants: []string{"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, REFERENCES ON `" + AppDatabase + "`.* TO %s"}},
+	}
+	// Replication accounts, when the recipe names them.
+	for _, acct := range []struct {
+		a      recipe.Account
+		grants []string
+	}{{s.DB.Stream, replication.StreamGrants}, {s.DB.Apply, replication.ApplyGrants}} {
+		if acct.a.User == "" {
+			continue
+		}
+		pw, err := acct.a.Password.Resolve()
+		if err != nil {
+			return SiteState{}, fmt.Errorf("start site %s: account %s: %w", s.Name, acct.a.User, err)
+		}
+		users = append(users, User{Name: acct.a.User, Password: pw, Grants: acct.grants})
 	}
 	if err := db.Bootstrap(ctx, []string{AppDatabase}, users); err != nil {
 		return SiteState{}, fmt.Errorf("start site %s: %w", s.Name, err)

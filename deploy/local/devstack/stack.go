@@ -495,16 +495,33 @@ func (o Options) check() error {
 func (o Options) recipe(stateDir string, named *Named) (*recipe.Recipe, error) {
 	r := &recipe.Recipe{App: o.App, Primary: o.Primary}
 	for i, s := range o.Sites {
-		pwFile := filepath.Join(stateDir, "secrets", s.Name+"-db-admin.pw")
-		if _, err := os.Stat(pwFile); errors.Is(err, os.ErrNotExist) {
-			if err := os.WriteFile(pwFile, []byte(local.RandomSecret()+"\n"), 0o600); err != nil {
-				return nil, err
+		secret := func(kind string) (recipe.SecretRef, error) {
+			f := filepath.Join(stateDir, "secrets", s.Name+"-"+kind+".pw")
+			if _, err := os.Stat(f); errors.Is(err, os.ErrNotExist) {
+				if err := os.WriteFile(f, []byte(local.RandomSecret()+"\n"), 0o600); err != nil {
+					return "", err
+				}
 			}
+			return recipe.SecretRef("file:" + f), nil
+		}
+		adminPW, err := secret("db-admin")
+		if err != nil {
+			return nil, err
+		}
+		streamPW, err := secret("db-stream")
+		if err != nil {
+			return nil, err
+		}
+		applyPW, err := secret("db-apply")
+		if err != nil {
+			return nil, err
 		}
 		r.Sites = append(r.Sites, recipe.Site{
 			Name: s.Name, Provider: "local", Region: "local", Address: s.Address,
 			DB: recipe.Database{Host: s.Address, Port: s.DBPort, User: "drover",
-				Password: recipe.SecretRef("file:" + pwFile), ServerID: uint32(i + 1), GTIDDomainID: uint32(i + 1)},
+				Password: adminPW, ServerID: uint32(i + 1), GTIDDomainID: uint32(i + 1),
+				Stream: recipe.Account{User: "drover_stream", Password: streamPW},
+				Apply:  recipe.Account{User: "drover_apply", Password: applyPW}},
 			App: recipe.AppTier{Endpoints: []string{"http://" + net.JoinHostPort(s.Address, strconv.Itoa(s.AppPort))}, Instances: 1},
 		})
 	}

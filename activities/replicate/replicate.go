@@ -1,0 +1,206 @@
+// Package replicate is the Temporal face of the replication library: the
+// long-lived StreamBinlog activity, which runs at the target site, applies the
+// source's binlog into it, heartbeats progress, reports it to its supervisor
+// workflow, and turns the library's error kinds into retryable or
+// non-retryable Temporal errors.
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/drover-sre/drover/recipe"
+	"github.com/drover-sre/drover/replication"
+)
+
+// ProgressSignal is the signal StreamBinlog sends its supervisor workflow
+// with the latest Progress.
+const ProgressSignal = "replication-progress"
+
+// Signaler delivers progress to the supervising workflow; a Temporal
+// client satisfies it.
+type Signaler interface {
+	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg interface{}) error
+}
+
+// Activities holds what StreamBinlog needs: a client to signal progress to
+// the supervisor (nil disables progress signals; heartbeats still carry it).
+type Activities struct {
+	Signaler Signaler
+}
+
+// StreamInput describes one stream run. Sites carry secret references only;
+// secrets are resolved here, at the target site.
+type StreamInput struct {
+	App    string      `json:"app"`
+	Source recipe.Site `json:"source"`
+	Target recipe.Site `json:"target"`
+	// StartPosition is used only when the target has never applied anything
+	// from this source (e.g. the GTID a clone ends at).
+	StartPosition string `json:"start_position,omitempty"`
+	// MaxRun bounds one activity run; the supervisor starts the next one.
+	// Default 1h.
+	MaxRun recipe.Duration `json:"max_run,omitempty"`
+	// ProgressEvery is how often progress is signalled (default 10s) and
+	// LagAlarm the lag above which a progress signal is sent at once.
+	ProgressEvery recipe.Duration `json:"progress_every,omitempty"`
+	LagAlarm      recipe.Duration `json:"lag_alarm,omitempty"`
+}
+
+// Progress is what a stream reports: the library's measurements.
+type Progress struct {
+	replication.Stats
+	At time.Time `json:"at"`
+}
+
+// StreamResult is returned when a run ends without error (cancelled,
+// paused, or MaxRun reached): the final measurements and checkpoint.
+type StreamResult struct {
+	Progress Progress `json:"progress"`
+	Reason   string   `json:"reason"` // "cancelled" or "max-run"
+}
+
+// StreamName is the checkpoint key of the stream from → to of app.
+func StreamName(app, from, to string) string { return app + "-" + from + "-" + to }
+
+// ReplicaServerID derives the server id the streamer registers with on the
+// source: stable per stream, and far above the small ids sites use.
+func ReplicaServerID(stream string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(stream))
+	return 0x40000000 | (h.Sum32() & 0x3FFFFFFF)
+}
+
+// StreamBinlog applies the source's binlog into the target until it is
+// cancelled or MaxRun passes. It heartbeats every few seconds with Progress.
+// Errors: BinlogPurged, SchemaMismatch, Auth and Config are non-retryable
+// (a retry cannot fix them); network and restarts are retryable.
+func (a *Activities) StreamBinlog(ctx context.Context, in StreamInput) (StreamResult, error) {
+	logger := activity.GetLogger(ctx)
+	stream := StreamName(in.App, in.Source.Name, in.Target.Name)
+	src, err := endpoint(in.Source, in.Source.DB.StreamAccount())
+	if err != nil {
+		return StreamResult{}, nonRetryable("Config", "source "+in.Source.Name, err)
+	}
+	dst, err := endpoint(in.Target, in.Target.DB.ApplyAccount())
+	if err != nil {
+		return StreamResult{}, nonRetryable("Config", "target "+in.Target.Name, err)
+	}
+	admin, err := endpoint(in.Target, recipe.Account{User: in.Target.DB.User, Password: in.Target.DB.Password})
+	if err != nil {
+		return StreamResult{}, nonRetryable("Config", "target "+in.Target.Name, err)
+	}
+	if err := setupTarget(ctx, admin); err != nil {
+		return StreamResult{}, toTemporal(err)
+	}
+	s, err := replication.New(replication.Config{
+		Stream: stream, Source: src, Target: dst, ReplicaServerID: ReplicaServerID(stream),
+		StartPosition: in.StartPosition, Logger: logger,
+	})
+	if err != nil {
+		return StreamResult{}, toTemporal(err)
+	}
+
+	maxRun := in.MaxRun.D()
+	if maxRun <= 0 {
+		maxRun = time.Hour
+	}
+	every := in.ProgressEvery.D()
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	runCtx, cancel := context.WithTimeout(ctx, maxRun)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+
+	info := activity.GetInfo(ctx)
+	beat := time.NewTicker(time.Second)
+	defer beat.Stop()
+	var lastSignal time.Time
+	var lastState string
+	lagging := false
+	for {
+		select {
+		case err := <-done:
+			p := Progress{Stats: s.Stats(), At: time.Now()}
+			a.signal(ctx, info.WorkflowExecution.ID, p)
+			if err != nil {
+				return StreamResult{Progress: p}, toTemporal(err)
+			}
+			reason := "max-run"
+			if ctx.Err() != nil {
+				reason = "cancelled"
+			}
+			logger.Info("stream run ended", "stream", stream, "reason", reason, "position", p.Position)
+			return StreamResult{Progress: p, Reason: reason}, nil
+		case <-beat.C:
+			p := Progress{Stats: s.Stats(), At: time.Now()}
+			activity.RecordHeartbeat(ctx, p)
+			nowLagging := in.LagAlarm > 0 && p.LagSeconds > in.LagAlarm.D().Seconds()
+			if time.Since(lastSignal) >= every || p.State != lastState || nowLagging != lagging {
+				a.signal(ctx, info.WorkflowExecution.ID, p)
+				lastSignal, lastState, lagging = time.Now(), p.State, nowLagging
+			}
+		}
+	}
+}
+
+func (a *Activities) signal(ctx context.Context, workflowID string, p Progress) {
+	if a.Signaler == nil || workflowID == "" {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	// Progress is advisory: a lost signal is replaced by the next one.
+	_ = a.Signaler.SignalWorkflow(sctx, workflowID, "", ProgressSignal, p)
+}
+
+// setupTarget creates the checkpoint table with the target's admin account.
+func setupTarget(ctx context.Context, admin replication.Endpoint) error {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = admin.User, admin.Password, "tcp", admin.Addr
+	cfg.Timeout = 5 * time.Second
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	return replication.Setup(ctx, db)
+}
+
+func endpoint(s recipe.Site, acct recipe.Account) (replication.Endpoint, error) {
+	pw, err := acct.Password.Resolve()
+	if err != nil {
+		return replication.Endpoint{}, fmt.Errorf("site %s: db password of %s: %w", s.Name, acct.User, err)
+	}
+	host := s.DB.Host
+	if host == "" {
+		host = s.Address
+	}
+	return replication.Endpoint{Addr: net.JoinHostPort(host, strconv.Itoa(s.DB.Port)), User: acct.User, Password: pw}, nil
+}
+
+// toTemporal maps library error kinds onto Temporal's retry semantics.
+func toTemporal(err error) error {
+	var re *replication.Error
+	if errors.As(err, &re) && re.Permanent() {
+		return temporal.NewNonRetryableApplicationError(err.Error(), string(re.Kind), err)
+	}
+	return err
+}
+
+func nonRetryable(kind, what string, err error) error {
+	return temporal.NewNonRetryableApplicationError(what+": "+err.Error(), kind, err)
+}
