@@ -83,3 +83,6 @@ demo: deps build
 
 clean:
 	rm -rf $(BIN)
+
+# Benchmarks (not part of `make test`): targets defined under tests/bench.
+-include tests/bench/bench.mk
