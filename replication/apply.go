@@ -57,9 +57,12 @@ func ReadCheckpoint(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, stream string) (cp Checkpoint, ok bool, err error) {
 	var gtid string
-	var src sql.NullTime
-	err = q.QueryRowContext(ctx, "SELECT gtid, source_ts, applied_at, txns FROM drover.replication_checkpoint WHERE stream=?", stream).
-		Scan(&gtid, &src, &cp.AppliedAt, &cp.Txns)
+	var src sql.NullFloat64
+	var applied float64
+	// Times as epoch seconds: works whatever the caller's DSN says about parseTime.
+	err = q.QueryRowContext(ctx, `SELECT gtid, UNIX_TIMESTAMP(CONVERT_TZ(source_ts, '+00:00', @@session.time_zone)),
+		UNIX_TIMESTAMP(CONVERT_TZ(applied_at, '+00:00', @@session.time_zone)), txns
+		FROM drover.replication_checkpoint WHERE stream=?`, stream).Scan(&gtid, &src, &applied, &cp.Txns)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cp, false, nil
 	}
@@ -69,8 +72,16 @@ func ReadCheckpoint(ctx context.Context, q interface {
 	if cp.Position, err = ParsePosition(gtid); err != nil {
 		return cp, false, &Error{Kind: KindConfig, Op: "read checkpoint", Err: err}
 	}
-	cp.SourceTS = src.Time
+	if src.Valid {
+		cp.SourceTS = epoch(src.Float64)
+	}
+	cp.AppliedAt = epoch(applied)
 	return cp, true, nil
+}
+
+func epoch(f float64) time.Time {
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC()
 }
 
 // table is what the applier knows about a target table.

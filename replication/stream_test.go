@@ -147,6 +147,9 @@ func TestRandomWorkloadWithDDL(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("checkpoint: %v %v", ok, err)
 	}
+	if time.Since(cp.AppliedAt) > 5*time.Minute || time.Since(cp.AppliedAt) < 0 || cp.SourceTS.IsZero() || cp.SourceTS.After(cp.AppliedAt.Add(time.Second)) {
+		t.Errorf("checkpoint times: applied %s, source %s (now %s)", cp.AppliedAt, cp.SourceTS, time.Now().UTC())
+	}
 	// The checkpoint may trail by DDL only (recorded by the target's GTID state).
 	var dstPos string
 	if err := p.dstRoot.QueryRow("SELECT @@global.gtid_binlog_pos").Scan(&dstPos); err != nil {

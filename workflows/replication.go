@@ -122,7 +122,9 @@ func ReplicationSupervisor(ctx workflow.Context, in ReplicationInput) (Replicati
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, ReplicationResume, func(ctx workflow.Context) (ReplicationStatus, error) {
 		st.Paused = false
-		if st.State == ReplFailed || st.State == ReplNeedsReclone {
+		// Resuming is the operator's word that the cause was dealt with,
+		// also when the failed stream had been paused meanwhile.
+		if st.State == ReplFailed || st.State == ReplNeedsReclone || st.ErrorType != "" {
 			st.LastError, st.ErrorType = "", ""
 		}
 		_ = wake.SendAsync(true)
@@ -180,7 +182,7 @@ func ReplicationSupervisor(ctx workflow.Context, in ReplicationInput) (Replicati
 			sel.AddReceive(progress, func(c workflow.ReceiveChannel, _ bool) {
 				var p replicate.Progress
 				c.Receive(ctx, &p)
-				st.Progress = p
+				applyProgress(p) // ignores older reports; leaves paused, failed and needs-reclone as they are
 			})
 			sel.Select(ctx)
 			if !st.Paused && (st.State == ReplPaused || st.State == ReplFailed || st.State == ReplNeedsReclone) && !stopRequested {
@@ -204,6 +206,7 @@ func ReplicationSupervisor(ctx workflow.Context, in ReplicationInput) (Replicati
 			actCtx = workflow.WithStartToCloseTimeout(actCtx, time.Hour+10*time.Minute)
 		}
 		st.Runs++
+		runStartPos := st.Progress.Position
 		fut := workflow.ExecuteActivity(actCtx, ra.StreamBinlog, replicate.StreamInput{
 			App: r.App, Source: src, Target: dst, StartPosition: in.StartPosition, MaxRun: in.MaxRun,
 			LagAlarm: st.RPOSLA,
@@ -255,6 +258,9 @@ func ReplicationSupervisor(ctx workflow.Context, in ReplicationInput) (Replicati
 			continue
 		}
 		st.Restarts++
+		if st.Progress.Position != runStartPos {
+			backoff = time.Second // the run made progress: a fresh failure, not a persistent one
+		}
 		setState(ReplRestarting)
 		logger.Warn("stream failed; restarting after backoff", "stream", st.Stream, "error", st.LastError,
 			"restarts", st.Restarts, "backoff", backoff)

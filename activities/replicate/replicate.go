@@ -51,8 +51,9 @@ type StreamInput struct {
 	// MaxRun bounds one activity run; the supervisor starts the next one.
 	// Default 1h.
 	MaxRun recipe.Duration `json:"max_run,omitempty"`
-	// ProgressEvery is how often progress is signalled (default 10s) and
-	// LagAlarm the lag above which a progress signal is sent at once.
+	// ProgressEvery is how often progress is signalled while nothing changes
+	// (default 30s); a change is signalled within 2s, and a change of state
+	// or of lag across LagAlarm at once.
 	ProgressEvery recipe.Duration `json:"progress_every,omitempty"`
 	LagAlarm      recipe.Duration `json:"lag_alarm,omitempty"`
 }
@@ -117,7 +118,7 @@ func (a *Activities) StreamBinlog(ctx context.Context, in StreamInput) (StreamRe
 	}
 	every := in.ProgressEvery.D()
 	if every <= 0 {
-		every = 10 * time.Second
+		every = 30 * time.Second
 	}
 	runCtx, cancel := context.WithTimeout(ctx, maxRun)
 	defer cancel()
@@ -128,7 +129,7 @@ func (a *Activities) StreamBinlog(ctx context.Context, in StreamInput) (StreamRe
 	beat := time.NewTicker(time.Second)
 	defer beat.Stop()
 	var lastSignal time.Time
-	var lastState string
+	var lastState, lastPos string
 	lagging := false
 	for {
 		select {
@@ -148,9 +149,11 @@ func (a *Activities) StreamBinlog(ctx context.Context, in StreamInput) (StreamRe
 			p := Progress{Stats: s.Stats(), At: time.Now()}
 			activity.RecordHeartbeat(ctx, p)
 			nowLagging := in.LagAlarm > 0 && p.LagSeconds > in.LagAlarm.D().Seconds()
-			if time.Since(lastSignal) >= every || p.State != lastState || nowLagging != lagging {
+			since := time.Since(lastSignal)
+			if p.State != lastState || nowLagging != lagging || since >= every ||
+				(p.Position != lastPos && since >= 2*time.Second) {
 				a.signal(ctx, info.WorkflowExecution.ID, p)
-				lastSignal, lastState, lagging = time.Now(), p.State, nowLagging
+				lastSignal, lastState, lastPos, lagging = time.Now(), p.State, p.Position, nowLagging
 			}
 		}
 	}
