@@ -39,6 +39,32 @@ func TestReadmeSiteStatusInputIsValid(t *testing.T) {
 	}
 }
 
+// The ReplicationSupervisor input documented in README.md decodes strictly
+// and names a stream of its recipe.
+func TestReadmeReplicationInputIsValid(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "<!-- replication-input -->\n```json\n")
+	if !ok {
+		t.Fatal("README.md lacks the ReplicationSupervisor input block")
+	}
+	block, _, _ := strings.Cut(after, "```")
+	dec := json.NewDecoder(bytes.NewReader([]byte(block)))
+	dec.DisallowUnknownFields()
+	var in workflows.ReplicationInput
+	if err := dec.Decode(&in); err != nil {
+		t.Fatalf("README replication input: %v", err)
+	}
+	if err := in.Recipe.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := selectStreams(&in.Recipe, in.From, in.To); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Every example recipe shipped in deploy/recipes validates.
 func TestExampleRecipesValidate(t *testing.T) {
 	files, err := filepath.Glob("../deploy/recipes/*.yaml")

@@ -20,6 +20,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(SiteStatus, workflow.RegisterOptions{Name: "SiteStatus"})
+			r.RegisterWorkflowWithOptions(ReplicationSupervisor, workflow.RegisterOptions{Name: "ReplicationSupervisor"})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatal(err)
 			}
