@@ -3,13 +3,16 @@ package replication
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/mysql"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/go-sql-driver/mysql"
 	"github.com/shopspring/decimal"
 )
 
@@ -98,8 +101,14 @@ type table struct {
 type applier struct {
 	conn   *sql.Conn
 	stream string
-	stmts  map[string]*sql.Stmt
 	tables map[string]*table
+	// batch holds statements not yet sent: a group's statements travel in
+	// as few multi-statement round trips as possible, and each UPDATE,
+	// DELETE and INSERT is then checked for the number of rows it touched.
+	batch    []byte
+	nStmts   int
+	checks   []check
+	maxBatch int
 	// session GTID variables as last set
 	domain, server uint32
 	sessionSet     bool
@@ -109,15 +118,73 @@ type applier struct {
 	rowsTotal uint64
 }
 
-func newApplier(conn *sql.Conn, stream string) *applier {
-	return &applier{conn: conn, stream: stream, stmts: map[string]*sql.Stmt{}, tables: map[string]*table{}, noPK: map[string]bool{}}
+// check is an expectation on the rows one batched statement affects.
+type check struct {
+	stmt  int
+	want  int64
+	what  string
+	table string
 }
 
-func (a *applier) close() {
-	for _, s := range a.stmts {
-		s.Close()
+func newApplier(conn *sql.Conn, stream string) *applier {
+	return &applier{conn: conn, stream: stream, tables: map[string]*table{}, noPK: map[string]bool{}, maxBatch: 1 << 20}
+}
+
+func (a *applier) close() {}
+
+// queue adds a statement to the batch; want >= 0 is the number of rows it
+// must affect. A batch over maxBatch bytes is sent at once (bounded memory).
+func (a *applier) queue(ctx context.Context, stmt []byte, want int64, what, table string) error {
+	if len(a.batch) > 0 {
+		a.batch = append(a.batch, ';')
 	}
-	a.stmts = map[string]*sql.Stmt{}
+	a.batch = append(a.batch, stmt...)
+	if want >= 0 {
+		a.checks = append(a.checks, check{stmt: a.nStmts, want: want, what: what, table: table})
+	}
+	a.nStmts++
+	if len(a.batch) >= a.maxBatch {
+		return a.flush(ctx)
+	}
+	return nil
+}
+
+// flush sends the batch as one multi-statement round trip and verifies the
+// affected-row counts: a mismatch means source and target have diverged.
+func (a *applier) flush(ctx context.Context) error {
+	if a.nStmts == 0 {
+		return nil
+	}
+	q, checks := string(a.batch), a.checks
+	a.batch, a.nStmts, a.checks = a.batch[:0], 0, nil
+	if cap(a.batch) > 4*a.maxBatch {
+		a.batch = nil // do not keep a huge buffer after a huge transaction
+	}
+	var counts []int64
+	err := a.conn.Raw(func(dc any) error {
+		ex, ok := dc.(driver.ExecerContext)
+		if !ok {
+			return errors.New("driver connection cannot execute")
+		}
+		res, err := ex.ExecContext(ctx, q, nil)
+		if err != nil {
+			return err
+		}
+		if r, ok := res.(mysql.Result); ok {
+			counts = r.AllRowsAffected()
+		}
+		return nil
+	})
+	if err != nil {
+		return classify("apply", err)
+	}
+	for _, c := range checks {
+		if c.stmt < len(counts) && counts[c.stmt] != c.want {
+			return &Error{Kind: KindSchemaMismatch, Op: c.what + " " + c.table, Err: fmt.Errorf(
+				"%d target rows matched, want %d: source and target have diverged", counts[c.stmt], c.want)}
+		}
+	}
+	return nil
 }
 
 // session prepares the applier's session: UTC for TIMESTAMP strings,
@@ -141,48 +208,61 @@ func (a *applier) session(ctx context.Context) error {
 	return nil
 }
 
-// setGTID makes the next target transaction carry g. MariaDB refuses to
-// change these variables inside a transaction, and checks gtid_seq_no
-// against the session's current domain: hence separate statements, in order.
-func (a *applier) setGTID(ctx context.Context, g GTID) error {
+// gtidStatements are what makes the next target transaction carry g.
+// MariaDB refuses to change these variables inside a transaction, and checks
+// gtid_seq_no against the session's current domain: hence separate
+// statements, in this order.
+func (a *applier) gtidStatements(g GTID) []string {
+	var out []string
 	if !a.sessionSet || a.domain != g.Domain {
-		if _, err := a.conn.ExecContext(ctx, fmt.Sprintf("SET SESSION gtid_domain_id=%d", g.Domain)); err != nil {
-			return classify("set gtid_domain_id", err)
-		}
+		out = append(out, fmt.Sprintf("SET SESSION gtid_domain_id=%d", g.Domain))
 		a.domain = g.Domain
 	}
 	if !a.sessionSet || a.server != g.ServerID {
-		if _, err := a.conn.ExecContext(ctx, fmt.Sprintf("SET SESSION server_id=%d", g.ServerID)); err != nil {
-			return classify("set server_id", err)
-		}
+		out = append(out, fmt.Sprintf("SET SESSION server_id=%d", g.ServerID))
 		a.server = g.ServerID
 	}
 	a.sessionSet = true
-	if _, err := a.conn.ExecContext(ctx, fmt.Sprintf("SET SESSION gtid_seq_no=%d", g.Seq)); err != nil {
-		return classify("set gtid_seq_no "+g.String(), err)
+	return append(out, fmt.Sprintf("SET SESSION gtid_seq_no=%d", g.Seq))
+}
+
+// setGTID applies gtidStatements at once (for DDL, which is not batched).
+func (a *applier) setGTID(ctx context.Context, g GTID) error {
+	for _, q := range a.gtidStatements(g) {
+		if _, err := a.conn.ExecContext(ctx, q); err != nil {
+			return classify(q, err)
+		}
 	}
 	return nil
 }
 
-// begin opens a target transaction that will carry GTID g.
+// begin opens (in the batch) a target transaction that will carry GTID g.
 func (a *applier) begin(ctx context.Context, g GTID) error {
-	if err := a.setGTID(ctx, g); err != nil {
-		return err
-	}
-	if _, err := a.conn.ExecContext(ctx, "BEGIN"); err != nil {
-		return classify("begin", err)
+	for _, q := range append(a.gtidStatements(g), "BEGIN") {
+		if err := a.queue(ctx, []byte(q), -1, "", ""); err != nil {
+			return err
+		}
 	}
 	a.inTx = true
 	return nil
 }
 
-// commit records the checkpoint in the open transaction and commits both.
+// commit records the checkpoint in the open transaction and commits both:
+// the batch (rows and checkpoint) is sent and verified, then COMMIT.
 func (a *applier) commit(ctx context.Context, pos Position, sourceTS time.Time, txns int) error {
-	if _, err := a.conn.ExecContext(ctx,
-		`INSERT INTO drover.replication_checkpoint (stream, gtid, source_ts, applied_at, txns) VALUES (?, ?, ?, NOW(6), ?)
-		 ON DUPLICATE KEY UPDATE gtid=VALUES(gtid), source_ts=VALUES(source_ts), applied_at=VALUES(applied_at), txns=txns+VALUES(txns)`,
-		a.stream, pos.String(), sourceTS.UTC().Format("2006-01-02 15:04:05.999999"), txns); err != nil {
-		return classify("write checkpoint", err)
+	q := appendLiteral([]byte("INSERT INTO drover.replication_checkpoint (stream, gtid, source_ts, applied_at, txns) VALUES ("), []byte(a.stream))
+	q = append(q, ',')
+	q = appendLiteral(q, []byte(pos.String()))
+	q = append(q, ',')
+	q = appendLiteral(q, []byte(sourceTS.UTC().Format("2006-01-02 15:04:05.999999")))
+	q = append(q, ",NOW(6),"...)
+	q = strconv.AppendInt(q, int64(txns), 10)
+	q = append(q, ") ON DUPLICATE KEY UPDATE gtid=VALUES(gtid), source_ts=VALUES(source_ts), applied_at=VALUES(applied_at), txns=txns+VALUES(txns)"...)
+	if err := a.queue(ctx, q, -1, "", ""); err != nil {
+		return err
+	}
+	if err := a.flush(ctx); err != nil {
+		return err
 	}
 	if _, err := a.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return classify("commit", err)
@@ -191,8 +271,9 @@ func (a *applier) commit(ctx context.Context, pos Position, sourceTS time.Time, 
 	return nil
 }
 
-// rollback abandons the open transaction, if any.
+// rollback abandons the batch and the open transaction, if any.
 func (a *applier) rollback(ctx context.Context) {
+	a.batch, a.nStmts, a.checks = a.batch[:0], 0, nil
 	if a.inTx {
 		_, _ = a.conn.ExecContext(ctx, "ROLLBACK")
 		a.inTx = false
@@ -204,7 +285,9 @@ func (a *applier) rollback(ctx context.Context) {
 // the DDL writes to the target's binlog (atomically with it) records it, and
 // the resume position is the maximum of the checkpoint and that state.
 func (a *applier) ddl(ctx context.Context, g GTID, schema, query string) error {
-	a.close() // prepared statements may refer to what the DDL changes
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
 	a.tables = map[string]*table{}
 	if err := a.setGTID(ctx, g); err != nil {
 		return err
@@ -263,62 +346,69 @@ func (a *applier) rows(ctx context.Context, ev *replication.RowsEvent) (int, err
 		where = cols // no primary key: match on the whole before image
 	}
 	unsigned := tm.UnsignedMap()
-	conv := func(row []any, i int) any { return convert(row[i], tm.ColumnType[i], unsigned[i]) }
+	lit := func(b []byte, row []any, i int) []byte {
+		return appendLiteral(b, convert(row[i], tm.ColumnType[i], unsigned[i]))
+	}
 	qt := quoteIdent(schema) + "." + quoteIdent(name)
 	n := 0
 	switch ev.Type() {
 	case replication.EnumRowsEventTypeInsert:
-		// Multi-row inserts, under MariaDB's 65,535 placeholder limit.
-		per := 60000 / len(cols)
-		if per > 500 {
-			per = 500
-		}
-		for start := 0; start < len(ev.Rows); start += per {
-			end := min(start+per, len(ev.Rows))
-			args := make([]any, 0, (end-start)*len(cols))
-			for _, row := range ev.Rows[start:end] {
-				for _, i := range cols {
-					args = append(args, conv(row, i))
+		// Multi-row inserts of up to 256 KiB each.
+		head := []byte(insertHead(qt, names, cols))
+		var q []byte
+		rowsInQ := 0
+		for _, row := range ev.Rows {
+			if rowsInQ == 0 {
+				q = append(q[:0], head...)
+			} else {
+				q = append(q, ',')
+			}
+			q = append(q, '(')
+			for j, c := range cols {
+				if j > 0 {
+					q = append(q, ',')
 				}
+				q = lit(q, row, c)
 			}
-			q := insertSQL(qt, names, cols, end-start)
-			if _, err := a.exec(ctx, q, args); err != nil {
-				return n, classify("insert into "+schema+"."+name, err)
+			q = append(q, ')')
+			rowsInQ++
+			n++
+			if len(q) >= 256<<10 {
+				if err := a.queue(ctx, q, int64(rowsInQ), "insert into", schema+"."+name); err != nil {
+					return n, err
+				}
+				rowsInQ = 0
 			}
-			n += end - start
+		}
+		if rowsInQ > 0 {
+			if err := a.queue(ctx, q, int64(rowsInQ), "insert into", schema+"."+name); err != nil {
+				return n, err
+			}
 		}
 	case replication.EnumRowsEventTypeUpdate:
-		q := updateSQL(qt, names, cols, where, len(key) == 0)
 		for i := 0; i+1 < len(ev.Rows); i += 2 {
 			before, after := ev.Rows[i], ev.Rows[i+1]
-			args := make([]any, 0, len(cols)+len(where))
-			for _, c := range cols {
-				args = append(args, conv(after, c))
+			q := append([]byte("UPDATE "), qt...)
+			q = append(q, " SET "...)
+			for j, c := range cols {
+				if j > 0 {
+					q = append(q, ',')
+				}
+				q = append(q, quoteIdent(names[c])...)
+				q = append(q, '=')
+				q = lit(q, after, c)
 			}
-			for _, c := range where {
-				args = append(args, conv(before, c))
-			}
-			res, err := a.exec(ctx, q, args)
-			if err != nil {
-				return n, classify("update "+schema+"."+name, err)
-			}
-			if err := expectOne(res, "update", schema, name); err != nil {
+			q = appendWhere(q, names, where, before, len(key) == 0, lit)
+			if err := a.queue(ctx, q, 1, "update", schema+"."+name); err != nil {
 				return n, err
 			}
 			n++
 		}
 	case replication.EnumRowsEventTypeDelete:
-		q := deleteSQL(qt, names, where, len(key) == 0)
 		for _, before := range ev.Rows {
-			args := make([]any, 0, len(where))
-			for _, c := range where {
-				args = append(args, conv(before, c))
-			}
-			res, err := a.exec(ctx, q, args)
-			if err != nil {
-				return n, classify("delete from "+schema+"."+name, err)
-			}
-			if err := expectOne(res, "delete", schema, name); err != nil {
+			q := append([]byte("DELETE FROM "), qt...)
+			q = appendWhere(q, names, where, before, len(key) == 0, lit)
+			if err := a.queue(ctx, q, 1, "delete from", schema+"."+name); err != nil {
 				return n, err
 			}
 			n++
@@ -328,33 +418,6 @@ func (a *applier) rows(ctx context.Context, ev *replication.RowsEvent) (int, err
 	}
 	a.rowsTotal += uint64(n)
 	return n, nil
-}
-
-// expectOne turns "no row matched" into a divergence error: the target
-// lacks a row the source changed, and applying on would hide it.
-func expectOne(res sql.Result, op, schema, name string) error {
-	if n, err := res.RowsAffected(); err == nil && n != 1 {
-		return &Error{Kind: KindSchemaMismatch, Op: op + " " + schema + "." + name,
-			Err: fmt.Errorf("%d target rows matched the source row's key, want 1: source and target have diverged", n)}
-	}
-	return nil
-}
-
-// exec runs q with a cached prepared statement (binary protocol: strings
-// travel as raw bytes, so every character set round-trips unchanged).
-func (a *applier) exec(ctx context.Context, q string, args []any) (sql.Result, error) {
-	st, ok := a.stmts[q]
-	if !ok {
-		if len(a.stmts) >= 512 {
-			a.close()
-		}
-		var err error
-		if st, err = a.conn.PrepareContext(ctx, q); err != nil {
-			return nil, err
-		}
-		a.stmts[q] = st
-	}
-	return st.ExecContext(ctx, args...)
 }
 
 // table loads (once per DDL epoch) which columns of a target table are
@@ -392,7 +455,7 @@ func (a *applier) table(ctx context.Context, schema, name string) (*table, error
 	return t, nil
 }
 
-func insertSQL(qt string, names []string, cols []int, rows int) string {
+func insertHead(qt string, names []string, cols []int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(qt)
@@ -404,48 +467,74 @@ func insertSQL(qt string, names []string, cols []int, rows int) string {
 		b.WriteString(quoteIdent(names[i]))
 	}
 	b.WriteString(") VALUES ")
-	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
-	for r := 0; r < rows; r++ {
-		if r > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(tuple)
-	}
 	return b.String()
 }
 
-func updateSQL(qt string, names []string, cols, where []int, noPK bool) string {
-	set := make([]string, len(cols))
-	for j, i := range cols {
-		set[j] = quoteIdent(names[i]) + "=?"
-	}
-	q := "UPDATE " + qt + " SET " + strings.Join(set, ",") + " WHERE " + whereSQL(names, where, noPK)
+// appendWhere matches a row by its key; without a key, by every column with
+// the NULL-safe operator and LIMIT 1.
+func appendWhere(q []byte, names []string, where []int, before []any, noPK bool, lit func([]byte, []any, int) []byte) []byte {
+	q = append(q, " WHERE "...)
+	op := "="
 	if noPK {
-		q += " LIMIT 1"
+		op = "<=>"
+	}
+	for j, c := range where {
+		if j > 0 {
+			q = append(q, " AND "...)
+		}
+		q = append(q, quoteIdent(names[c])...)
+		q = append(q, op...)
+		q = lit(q, before, c)
+	}
+	if noPK {
+		q = append(q, " LIMIT 1"...)
 	}
 	return q
 }
 
-func deleteSQL(qt string, names []string, where []int, noPK bool) string {
-	q := "DELETE FROM " + qt + " WHERE " + whereSQL(names, where, noPK)
-	if noPK {
-		q += " LIMIT 1"
+// appendLiteral writes v as an SQL literal. Strings and bytes become
+// _binary'…' with backslash escapes (the applier's session sql_mode keeps
+// backslash escaping on), so their bytes reach the column unchanged.
+func appendLiteral(q []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(q, "NULL"...)
+	case int64:
+		return strconv.AppendInt(q, x, 10)
+	case uint64:
+		return strconv.AppendUint(q, x, 10)
+	case float64:
+		return strconv.AppendFloat(q, x, 'g', -1, 64)
+	case []byte:
+		return appendQuoted(q, x)
+	case string:
+		return appendQuoted(q, []byte(x))
+	default:
+		return appendQuoted(q, []byte(fmt.Sprint(x)))
 	}
-	return q
 }
 
-// whereSQL matches by key; without a key, by every column with the
-// NULL-safe operator.
-func whereSQL(names []string, where []int, noPK bool) string {
-	op := "=?"
-	if noPK {
-		op = "<=>?"
+func appendQuoted(q, b []byte) []byte {
+	q = append(q, "_binary'"...)
+	for _, c := range b {
+		switch c {
+		case 0:
+			q = append(q, '\\', '0')
+		case '\n':
+			q = append(q, '\\', 'n')
+		case '\r':
+			q = append(q, '\\', 'r')
+		case '\\':
+			q = append(q, '\\', '\\')
+		case '\'':
+			q = append(q, '\\', '\'')
+		case 0x1a:
+			q = append(q, '\\', 'Z')
+		default:
+			q = append(q, c)
+		}
 	}
-	parts := make([]string, len(where))
-	for j, i := range where {
-		parts[j] = quoteIdent(names[i]) + op
-	}
-	return strings.Join(parts, " AND ")
+	return append(q, '\'')
 }
 
 // convert turns a value decoded by go-mysql into a driver argument that
@@ -467,14 +556,14 @@ func convert(v any, colType byte, unsigned bool) any {
 		return int64(x)
 	case int32:
 		if unsigned {
-			if colType == mysql.MYSQL_TYPE_INT24 {
+			if colType == gomysql.MYSQL_TYPE_INT24 {
 				return uint64(uint32(x) & 0xFFFFFF)
 			}
 			return uint64(uint32(x))
 		}
 		return int64(x)
 	case int64:
-		if unsigned || colType == mysql.MYSQL_TYPE_BIT {
+		if unsigned || colType == gomysql.MYSQL_TYPE_BIT {
 			return uint64(x)
 		}
 		return x

@@ -399,6 +399,7 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 		groupBytes int
 		groupStart time.Time
 		lastTS     time.Time
+		lastGTID   string
 		stopping   <-chan time.Time
 		tick       = time.NewTicker(time.Second)
 		ctxDone    = ctx.Done()
@@ -415,7 +416,7 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 		progressed = true
 		now := time.Now()
 		s.update(func(st *Stats) {
-			st.Position = applied.String()
+			st.Position, st.LastGTID = applied.String(), lastGTID
 			st.LastSourceCommit, st.LastAppliedAt = lastTS, now
 			st.Transactions += uint64(groupTxns)
 			st.Commits++
@@ -433,7 +434,7 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 	finishTxn := func() error {
 		g := *cur
 		applied.Advance(g)
-		lastTS = curTS
+		lastTS, lastGTID = curTS, g.String()
 		cur = nil
 		if standalone {
 			return nil // DDL committed on its own
@@ -545,7 +546,7 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 					return progressed, err
 				}
 				progressed = true
-				s.update(func(st *Stats) { st.Position = applied.String(); st.Transactions++ })
+				s.update(func(st *Stats) { st.Position, st.LastGTID = applied.String(), lastGTID; st.Transactions++ })
 			case strings.HasPrefix(strings.ToUpper(q), "SAVEPOINT"), strings.HasPrefix(strings.ToUpper(q), "ROLLBACK TO"):
 			default:
 				return progressed, &Error{Kind: KindConfig, Op: "binlog stream", Err: fmt.Errorf(
@@ -671,6 +672,7 @@ func openDB(e Endpoint, applier bool) (*sql.DB, error) {
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = e.User, e.Password, "tcp", e.Addr
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 5*time.Second, 60*time.Second, 60*time.Second
 	cfg.ClientFoundRows = applier // RowsAffected = rows matched: detects divergence
+	cfg.MultiStatements = applier // a group's statements travel in few round trips
 	cfg.InterpolateParams = false
 	cfg.Loc = time.UTC
 	cfg.ParseTime = true

@@ -132,6 +132,12 @@ func TestRandomWorkloadWithDDL(t *testing.T) {
 	p.caughtUp(t, s, 60*time.Second)
 	sameData(t, p.srcRoot, p.dstRoot, "rnd")
 	st := s.Stats()
+	if g, err := replication.ParseGTID(st.LastGTID); err != nil || replication.MustParsePosition(st.Position)[g.Domain] != g {
+		t.Errorf("last GTID %q should be the position's entry in its domain (%s): %v", st.LastGTID, st.Position, err)
+	}
+	if st.BytesRead == 0 || st.Events == 0 || st.Rows == 0 || st.Commits == 0 || st.Commits > st.Transactions {
+		t.Errorf("measurements: %+v", st)
+	}
 	if len(st.NoPKTables) != 1 || st.NoPKTables[0] != "rnd.nopk" {
 		t.Errorf("tables without a primary key should be reported: %v", st.NoPKTables)
 	}
@@ -331,5 +337,51 @@ func TestConfigErrors(t *testing.T) {
 	err = s.Run(context.Background())
 	if replication.KindOf(err) != replication.KindAuth {
 		t.Fatalf("wrong password: %v (kind %s)", err, replication.KindOf(err))
+	}
+}
+
+// A change the target cannot match (the row was deleted there behind the
+// applier's back) stops the stream as diverged instead of being skipped,
+// and the transaction is not applied in part.
+func TestDivergenceStopsTheStream(t *testing.T) {
+	p, err := newPair(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	p.exec(t, "CREATE DATABASE dv", "CREATE TABLE dv.t (id INT PRIMARY KEY, v INT)", "INSERT INTO dv.t VALUES (1,1),(2,2)")
+	s, stop := p.run(t, p.config("diverge"))
+	p.caughtUp(t, s, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.dstRoot.Exec("DELETE FROM dv.t WHERE id=2"); err != nil { // root bypasses read_only
+		t.Fatal(err)
+	}
+	tx, err := p.srcRoot.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"UPDATE dv.t SET v=10 WHERE id=1", "UPDATE dv.t SET v=20 WHERE id=2"} {
+		if _, err := tx.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := replication.New(p.config("diverge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = s2.Run(ctx)
+	if replication.KindOf(err) != replication.KindSchemaMismatch || !strings.Contains(err.Error(), "diverged") {
+		t.Fatalf("want a SchemaMismatch 'diverged' error, got %v", err)
+	}
+	var v int
+	if err := p.dstRoot.QueryRow("SELECT v FROM dv.t WHERE id=1").Scan(&v); err != nil || v != 1 {
+		t.Fatalf("the diverging transaction was applied in part: v=%d %v", v, err)
 	}
 }

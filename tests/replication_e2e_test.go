@@ -25,6 +25,21 @@ import (
 	"github.com/drover-sre/drover/workflows"
 )
 
+// startReplication starts the stack's stream with the CLI (a no-op when it
+// runs) and returns a Temporal client to query it.
+func startReplication(t *testing.T) client.Client {
+	t.Helper()
+	if code, out, errOut := drover(t, "replication", "start", "-f", stack.RecipeFile); code != 0 {
+		t.Fatalf("replication start: %d %s %s", code, out, errOut)
+	}
+	c, err := client.Dial(client.Options{HostPort: stack.TemporalAddress, Namespace: stack.Namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
 // siteDB opens a pool on a site's database with its admin account.
 func siteDB(t *testing.T, s recipe.Site) *sql.DB {
 	t.Helper()
@@ -116,14 +131,7 @@ func TestReplicationThroughTheStack(t *testing.T) {
 	r := loadRecipe(t)
 	east, _ := r.Site("east")
 	west, _ := r.Site("west")
-	if code, out, errOut := drover(t, "replication", "start", "-f", stack.RecipeFile); code != 0 {
-		t.Fatalf("replication start: %d %s %s", code, out, errOut)
-	}
-	c, err := client.Dial(client.Options{HostPort: stack.TemporalAddress, Namespace: stack.Namespace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := startReplication(t)
 	eastDB, westDB := siteDB(t, east), siteDB(t, west)
 
 	resp := post(t, east.App.Endpoints[0]+"/api/owners", `{"first_name":"Grace","last_name":"Hopper","city":"Arlington","telephone":"5550100"}`)
@@ -181,14 +189,7 @@ func TestReplicationSurvivesWorkerCrashes(t *testing.T) {
 	east, _ := r.Site("east")
 	west, _ := r.Site("west")
 	eastDB, westDB := siteDB(t, east), siteDB(t, west)
-	if code, out, errOut := drover(t, "replication", "start", "-f", stack.RecipeFile); code != 0 {
-		t.Fatalf("replication start: %d %s %s", code, out, errOut)
-	}
-	c, err := client.Dial(client.Options{HostPort: stack.TemporalAddress, Namespace: stack.Namespace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := startReplication(t)
 	for _, q := range []string{"CREATE DATABASE IF NOT EXISTS crash",
 		"CREATE TABLE crash.t (id BIGINT PRIMARY KEY, writer INT, v BIGINT, pad VARCHAR(64))",
 		"CREATE TABLE crash.counters (writer INT PRIMARY KEY, n BIGINT)"} {
