@@ -110,8 +110,14 @@ func stackOptions(stateDir, eastAddr, westAddr string) (devstack.Options, error)
 // code, stdout and stderr.
 func drover(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return droverAt(t, stack, args...)
+}
+
+// droverAt runs the CLI against the given stack.
+func droverAt(t *testing.T, st *devstack.State, args ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "drover"), args...)
-	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+stack.TemporalAddress, "TEMPORAL_NAMESPACE="+stack.Namespace)
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+st.TemporalAddress, "TEMPORAL_NAMESPACE="+st.Namespace)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
