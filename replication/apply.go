@@ -130,8 +130,6 @@ func newApplier(conn *sql.Conn, stream string) *applier {
 	return &applier{conn: conn, stream: stream, tables: map[string]*table{}, noPK: map[string]bool{}, maxBatch: 1 << 20}
 }
 
-func (a *applier) close() {}
-
 // queue adds a statement to the batch; want >= 0 is the number of rows it
 // must affect. A batch over maxBatch bytes is sent at once (bounded memory).
 func (a *applier) queue(ctx context.Context, stmt []byte, want int64, what, table string) error {

@@ -323,7 +323,6 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 	s.refreshErrant(ctx, conn, sourceDomains)
 
 	ap := newApplier(conn, cfg.Stream)
-	defer ap.close()
 	if err := ap.session(ctx); err != nil {
 		return false, err
 	}
