@@ -52,7 +52,7 @@ type Logger interface {
 // target commit when the applier is behind. When caught up, every source
 // transaction commits on its own.
 type GroupLimits struct {
-	MaxTxns  int           // default 64
+	MaxTxns  int           // default 256
 	MaxBytes int           // binlog bytes; default 4 MiB
 	MaxDelay time.Duration // age of the open group; default 200ms
 }
@@ -100,7 +100,7 @@ func (c *Config) defaults() error {
 		return &Error{Kind: KindConfig, Op: "config", Err: errors.New(strings.Join(problems, "; "))}
 	}
 	if c.Group.MaxTxns <= 0 {
-		c.Group.MaxTxns = 64
+		c.Group.MaxTxns = 256
 	}
 	if c.Group.MaxBytes <= 0 {
 		c.Group.MaxBytes = 4 << 20
