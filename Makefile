@@ -10,7 +10,7 @@ TEMPORAL_BIN ?= $(CACHE_DIR)/temporal-$(TEMPORAL_VERSION)/temporal
 DEMO_STATE ?= /tmp/drover-dev
 # command:package pairs checked by `make apt`
 APT_NEEDS := mariadbd:mariadb-server mariadb-install-db:mariadb-server named:bind9 \
-	tsig-keygen:bind9-utils dig:bind9-dnsutils nsupdate:bind9-dnsutils sysbench:sysbench
+	tsig-keygen:bind9-utils dig:bind9-dnsutils nsupdate:bind9-dnsutils sysbench:sysbench curl:curl
 TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 30s
 
