@@ -65,10 +65,10 @@ test: deps build lint
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./recipe/
 
-## demo: start the local stack, replicate east → west, probe, tear down (KEEP=1 leaves it running)
+## demo: start the local stack, replicate east → west, probe, tear down and delete its state (KEEP=1 leaves it running)
 demo: deps build
 	@set -e; R=$(DEMO_STATE)/recipe.yaml; D=$(BIN)/drover; \
-	if [ "$(KEEP)" != 1 ]; then trap '$(BIN)/drover dev down --state-dir $(DEMO_STATE)' EXIT; fi; \
+	if [ "$(KEEP)" != 1 ]; then trap '$(BIN)/drover dev down --purge --state-dir $(DEMO_STATE)' EXIT; fi; \
 	$$D dev up --state-dir $(DEMO_STATE); \
 	echo; echo "== SiteStatus: every site probed from its own worker =="; \
 	$$D status -f $$R; \
@@ -83,6 +83,7 @@ demo: deps build
 	curl -sS 'http://127.0.0.3:8080/api/owners?last_name=Lovelace'; echo; \
 	echo; echo "== a write at the standby is refused (read_only=ON) =="; \
 	curl -sS -X POST -d '{"first_name":"X","last_name":"Y","city":"Z","telephone":"1"}' http://127.0.0.3:8080/api/owners; echo; \
+	for i in $$(seq 1 50); do $$D replication status -f $$R 2>/dev/null | grep -q ' running  1-' && break; sleep 0.2; done; \
 	echo; $$D replication status -f $$R; \
 	echo; echo "== crash west's database (SIGKILL) and ask again =="; \
 	$$D dev kill west db --state-dir $(DEMO_STATE); \
@@ -90,7 +91,9 @@ demo: deps build
 	echo; echo "== restart west: replication resumes from its checkpoint =="; \
 	$$D dev start west --state-dir $(DEMO_STATE); \
 	curl -sS -o /dev/null -X POST -d '{"first_name":"Alan","last_name":"Turing","city":"Wilmslow","telephone":"555-0101"}' http://127.0.0.2:8080/api/owners; \
-	for i in $$(seq 1 100); do $$D replication status -f $$R >/dev/null 2>&1 && curl -sS 'http://127.0.0.3:8080/api/owners?last_name=Turing' | grep -q Alan && break; sleep 0.3; done; \
+	for i in $$(seq 1 100); do curl -sS 'http://127.0.0.3:8080/api/owners?last_name=Turing' | grep -q Alan && break; sleep 0.3; done; \
+	curl -sS 'http://127.0.0.3:8080/api/owners?last_name=Turing'; echo; \
+	for i in $$(seq 1 50); do $$D replication status -f $$R 2>/dev/null | grep -q ' running  1-' && break; sleep 0.2; done; \
 	$$D replication status -f $$R; \
 	$$D status -f $$R; \
 	echo; echo "Temporal UI: $$(sed -n 's/.*"ui_url": "\(.*\)".*/\1/p' $(DEMO_STATE)/stack.json)  (workflows site-status-petclinic, replication-petclinic-east-west)"; \

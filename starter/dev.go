@@ -59,12 +59,20 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			st.UIURL, st.RecipeFile, st.RecipeFile, st.StateDir)
 		return 0
 	case "down":
+		purge := fs.Bool("purge", false, "also delete the state directory (databases, Temporal history, secrets)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
 		if err := devstack.Down(ctx, d.StateDir, stdout); err != nil {
 			fmt.Fprintln(stderr, "drover dev down:", err)
 			return 1
+		}
+		if *purge {
+			if err := devstack.Purge(d.StateDir); err != nil {
+				fmt.Fprintln(stderr, "drover dev down --purge:", err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "removed %s\n", d.StateDir)
 		}
 		return 0
 	case "status":

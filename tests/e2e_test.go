@@ -345,6 +345,17 @@ func TestDevUpDownLeavesNoProcess(t *testing.T) {
 	if code, out, _ := drover(t, "dev", "down", "--state-dir", stateDir); code != 0 || !strings.Contains(out, "nothing to stop") {
 		t.Fatalf("a second dev down must be a no-op: %d %s", code, out)
 	}
+	// --purge deletes a stack directory, and refuses any other directory.
+	other := t.TempDir()
+	if code, _, errOut := drover(t, "dev", "down", "--purge", "--state-dir", other); code != 1 || !strings.Contains(errOut, "refusing to delete") {
+		t.Fatalf("purge of a foreign directory: %d %s", code, errOut)
+	}
+	if code, _, errOut := drover(t, "dev", "down", "--purge", "--state-dir", stateDir); code != 0 {
+		t.Fatalf("purge: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
+		t.Fatalf("state dir still there after --purge: %v", err)
+	}
 }
 
 func componentOf(t *testing.T, name string) devstack.Component {

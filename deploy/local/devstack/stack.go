@@ -340,6 +340,27 @@ func SiteAction(ctx context.Context, stateDir, action, site string, components [
 	return local.SiteState{}, fmt.Errorf("unknown action %q (want start, stop or kill)", action)
 }
 
+// Purge deletes a stopped stack's state directory. It refuses a directory
+// that does not look like one `Up` made (a recipe.yaml and a secrets/
+// folder) or whose stack still runs, so a mistyped --state-dir cannot erase
+// anything else.
+func Purge(stateDir string) error {
+	if _, err := os.Stat(StateFile(stateDir)); err == nil {
+		return fmt.Errorf("%s still records a running stack: run dev down first", stateDir)
+	}
+	for _, marker := range []string{"recipe.yaml", "secrets"} {
+		if _, err := os.Stat(filepath.Join(stateDir, marker)); err != nil {
+			if errors.Is(err, os.ErrNotExist) && marker == "recipe.yaml" {
+				if _, err2 := os.Stat(stateDir); errors.Is(err2, os.ErrNotExist) {
+					return nil // nothing to purge
+				}
+			}
+			return fmt.Errorf("refusing to delete %s: it has no %s, so it is not a Drover dev stack directory", stateDir, marker)
+		}
+	}
+	return os.RemoveAll(stateDir)
+}
+
 // Load reads a stack's State.
 func Load(stateDir string) (*State, error) {
 	b, err := os.ReadFile(StateFile(stateDir))
