@@ -42,6 +42,7 @@ type Error struct {
 	Err  error
 }
 
+// Error names the operation; a purged binlog says that a re-clone is required.
 func (e *Error) Error() string {
 	if e.Kind == KindBinlogPurged {
 		return fmt.Sprintf("%s: binlog needed to resume is no longer on the source: re-clone required: %v", e.Op, e.Err)
@@ -49,6 +50,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %v", e.Op, e.Err)
 }
 
+// Unwrap exposes the underlying driver or network error.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Permanent reports whether retrying cannot help.

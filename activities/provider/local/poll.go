@@ -10,7 +10,9 @@ import (
 // stopError marks an error after which Poll gives up at once.
 type stopError struct{ err error }
 
+// Error returns the wrapped error's message.
 func (e stopError) Error() string { return e.err.Error() }
+// Unwrap exposes the wrapped error to errors.Is and errors.As.
 func (e stopError) Unwrap() error { return e.err }
 
 // Stop wraps err so that Poll returns it immediately instead of retrying:

@@ -57,6 +57,7 @@ type notFoundError struct {
 	id   int64
 }
 
+// Error names the missing entity and id.
 func (e *notFoundError) Error() string { return fmt.Sprintf("%s %d not found", e.kind, e.id) }
 
 // Is makes errors.Is(err, ErrNotFound) true.

@@ -23,6 +23,7 @@ type fieldError struct {
 	Problem string
 }
 
+// Error is "field: problem", as returned to the client.
 func (e *fieldError) Error() string { return e.Field + ": " + e.Problem }
 
 // OwnerInput is the body of POST /api/owners.
