@@ -12,6 +12,7 @@ type stopError struct{ err error }
 
 // Error returns the wrapped error's message.
 func (e stopError) Error() string { return e.err.Error() }
+
 // Unwrap exposes the wrapped error to errors.Is and errors.As.
 func (e stopError) Unwrap() error { return e.err }
 
