@@ -7,6 +7,8 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/deploy/local/devstack"
@@ -191,4 +198,31 @@ func WaitFor(timeout time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// StartTemporal starts a Temporal dev server with the SDK's test helper from
+// the locally built temporal CLI (never a download), on a free port, with
+// Drover's search attributes registered. Stop it with Stop.
+func StartTemporal(ctx context.Context) (*testsuite.DevServer, error) {
+	bin, err := TemporalBinary()
+	if err != nil {
+		return nil, err
+	}
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	var updates []temporal.SearchAttributeUpdate
+	for _, name := range devstack.SearchAttributes {
+		updates = append(updates, temporal.NewSearchAttributeKeyKeyword(name).ValueSet(""))
+	}
+	sa := temporal.NewSearchAttributes(updates...)
+	return testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:     bin,
+		ClientOptions:    &client.Options{HostPort: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))},
+		LogLevel:         "error",
+		SearchAttributes: sa,
+		Stdout:           io.Discard,
+		Stderr:           io.Discard,
+	})
 }
