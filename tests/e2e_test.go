@@ -309,7 +309,9 @@ func TestDevUpDownLeavesNoProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(stateDir)
+	// Cleanups run last-in first-out: the safety-net Down below runs before
+	// the directory (and its stack.json) is deleted.
+	t.Cleanup(func() { os.RemoveAll(stateDir) })
 	o, err := stackOptions(stateDir, "127.0.0.4", "127.0.0.5")
 	if err != nil {
 		t.Fatal(err)

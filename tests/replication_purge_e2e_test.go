@@ -22,14 +22,23 @@ func TestPurgedBinlogShowsNeedsReclone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(stateDir)
+	// Cleanups run last-in first-out: stop the stack, check nothing is
+	// left, then delete its directory.
+	t.Cleanup(func() { os.RemoveAll(stateDir) })
 	o, err := stackOptions(stateDir, "127.0.0.6", "127.0.0.7")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Out = io.Discard
 	st, err := devstack.Up(context.Background(), o)
-	t.Cleanup(func() { _ = devstack.Down(context.Background(), stateDir, io.Discard) })
+	t.Cleanup(func() {
+		if err := devstack.Down(context.Background(), stateDir, io.Discard); err != nil {
+			t.Errorf("dev down: %v", err)
+		}
+		if left := testenv.ProcessesMentioning(stateDir); len(left) > 0 {
+			t.Errorf("processes left behind: %v", left)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
