@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/replication"
 	"github.com/drover-sre/drover/tests/testenv"
 )
@@ -18,12 +17,7 @@ import (
 // pair is a source and a read-only target with the accounts Drover uses:
 // a streaming account on the source and an applier on the target.
 type pair struct {
-	src, dst  *testenv.MariaDB
-	srcRoot   *sql.DB
-	dstRoot   *sql.DB
-	streamPW  string
-	applyPW   string
-	dirs      []string
+	src, dst  *testenv.Server
 	replicaID uint32
 }
 
@@ -41,130 +35,72 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var (
-	streamGrants = replication.StreamGrants
-	applyGrants  = replication.ApplyGrants
-)
-
+// newPair starts a source (server and domain id base*10+1) and a target
+// (base*10+2) with testenv's stream and apply accounts; the target stays
+// read_only=ON, so only the applier (READ_ONLY ADMIN) writes.
 func newPair(base uint32) (*pair, error) {
 	ctx := context.Background()
-	p := &pair{replicaID: 1000 + base}
-	sdir, err := testenv.TempDir("drvrsrc")
+	src, err := testenv.StartServer(ctx, "127.0.0.1", base*10+1)
 	if err != nil {
 		return nil, err
 	}
-	ddir, err := testenv.TempDir("drvrdst")
+	dst, err := testenv.StartServer(ctx, "127.0.0.1", base*10+2)
 	if err != nil {
+		src.Close()
 		return nil, err
 	}
-	p.dirs = []string{sdir, ddir}
-	if p.src, err = testenv.StartMariaDB(ctx, sdir, "127.0.0.1", base*10+1); err != nil {
+	p := &pair{src: src, dst: dst, replicaID: 1000 + base}
+	if err := src.MakeSource(ctx); err != nil {
+		p.close()
 		return nil, err
 	}
-	if p.dst, err = testenv.StartMariaDB(ctx, ddir, "127.0.0.1", base*10+2); err != nil {
-		p.src.Close()
-		return nil, err
-	}
-	if p.srcRoot, err = p.src.RootDB(); err != nil {
-		return nil, err
-	}
-	if p.dstRoot, err = p.dst.RootDB(); err != nil {
-		return nil, err
-	}
-	p.streamPW, p.applyPW = "stream-pw", "apply-pw"
-	if err := p.src.Bootstrap(ctx, nil, []local.User{{Name: "drover_stream", Password: p.streamPW, Grants: streamGrants}}); err != nil {
-		return nil, err
-	}
-	if err := p.dst.Bootstrap(ctx, nil, []local.User{{Name: "drover_apply", Password: p.applyPW, Grants: applyGrants}}); err != nil {
-		return nil, err
-	}
-	if err := p.src.SetReadOnly(ctx, false); err != nil {
-		return nil, err
-	}
-	// The target stays read_only=ON: only the applier (READ_ONLY ADMIN) writes.
-	if err := replication.Setup(ctx, p.dstRoot); err != nil {
+	if err := dst.MakeTarget(ctx); err != nil {
+		p.close()
 		return nil, err
 	}
 	return p, nil
 }
 
 func (p *pair) close() {
-	p.srcRoot.Close()
-	p.dstRoot.Close()
 	p.src.Close()
 	p.dst.Close()
-	for _, d := range p.dirs {
-		os.RemoveAll(d)
-	}
 }
 
 func (p *pair) config(stream string) replication.Config {
-	return replication.Config{
-		Stream:          stream,
-		Source:          replication.Endpoint{Addr: p.src.Addr(), User: "drover_stream", Password: p.streamPW},
-		Target:          replication.Endpoint{Addr: p.dst.Addr(), User: "drover_apply", Password: p.applyPW},
-		ReplicaServerID: p.replicaID,
-		HeartbeatPeriod: 500 * time.Millisecond,
-	}
+	cfg := testenv.StreamConfig(stream, p.src, p.dst, p.replicaID)
+	cfg.HeartbeatPeriod = 500 * time.Millisecond
+	return cfg
 }
 
-// run starts a streamer in the background; the returned stop function
-// cancels it and returns Run's error.
-func (p *pair) run(t *testing.T, cfg replication.Config) (*replication.Streamer, func() error) {
+// run starts a streamer in the background, stopped at the end of the test.
+func (p *pair) run(t *testing.T, cfg replication.Config) *testenv.Running {
 	t.Helper()
 	s, err := replication.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			return fmt.Errorf("streamer did not stop within 30s")
-		}
-	}
-	t.Cleanup(func() { _ = stop() })
-	return s, stop
+	r := testenv.RunStream(s)
+	t.Cleanup(func() { _ = r.Stop(30 * time.Second) })
+	return r
 }
 
-// caughtUp waits until the streamer has applied everything the source has.
-func (p *pair) caughtUp(t *testing.T, s *replication.Streamer, timeout time.Duration) {
+// caughtUp waits until the streamer has applied everything the source has;
+// it fails at once if the streamer stopped.
+func (p *pair) caughtUp(t *testing.T, r *testenv.Running, timeout time.Duration) {
 	t.Helper()
-	var want string
-	if err := p.srcRoot.QueryRow("SELECT @@global.gtid_binlog_pos").Scan(&want); err != nil {
+	want, err := p.src.Position(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	src := replication.MustParsePosition(want)
-	ok := testenv.WaitFor(timeout, func() bool {
-		st := s.Stats()
-		if st.State == "stopped" && st.LastError != "" {
-			return true // fail below without waiting out the timeout
-		}
-		got, err := replication.ParsePosition(st.Position)
-		return err == nil && got.Behind(src) == 0
-	})
-	if st := s.Stats(); st.State == "stopped" && st.LastError != "" {
-		t.Fatalf("streamer stopped: %s", st.LastError)
-	}
-	if !ok {
-		t.Fatalf("not caught up after %s: applied %s, source %s; stats %+v", timeout, s.Stats().Position, want, s.Stats())
+	if _, err := r.WaitApplied(context.Background(), want, 50*time.Millisecond, timeout); err != nil {
+		t.Fatal(err)
 	}
 }
 
 func (p *pair) exec(t *testing.T, qs ...string) {
 	t.Helper()
 	for _, q := range qs {
-		if _, err := p.srcRoot.Exec(q); err != nil {
+		if _, err := p.src.Root.Exec(q); err != nil {
 			t.Fatalf("source: %s: %v", q, err)
 		}
 	}
@@ -225,70 +161,45 @@ func columnDiff(names []string, a, b string) string {
 
 func cols(t *testing.T, db *sql.DB, schema, table string) []string {
 	t.Helper()
-	rows, err := db.Query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=? AND TABLE_NAME=? ORDER BY ORDINAL_POSITION", schema, table)
+	return strs(t, db, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=? AND TABLE_NAME=? ORDER BY ORDINAL_POSITION", schema, table)
+}
+
+// strs runs a query returning one string column and collects it.
+func strs(t *testing.T, db *sql.DB, q string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query(q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, c)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
 
 func tableNames(t *testing.T, db *sql.DB, schema string) []string {
 	t.Helper()
-	rows, err := db.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=? ORDER BY TABLE_NAME", schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, n)
-	}
-	return out
+	return strs(t, db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=? ORDER BY TABLE_NAME", schema)
 }
 
 // dumpRows renders every row of a table as text (HEX for every value, so
 // binary data and character sets compare byte for byte), sorted.
 func dumpRows(t *testing.T, db *sql.DB, schema, table string) []string {
 	t.Helper()
-	crow, err := db.Query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=? AND TABLE_NAME=? ORDER BY ORDINAL_POSITION", schema, table)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var exprs []string
-	for crow.Next() {
-		var c string
-		if err := crow.Scan(&c); err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range cols(t, db, schema, table) {
 		exprs = append(exprs, fmt.Sprintf("IFNULL(HEX(`%s`),'NULL')", c))
 	}
-	crow.Close()
-	rows, err := db.Query(fmt.Sprintf("SELECT CONCAT_WS('|', %s) FROM `%s`.`%s`", strings.Join(exprs, ","), schema, table))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
+	out := strs(t, db, fmt.Sprintf("SELECT CONCAT_WS('|', %s) FROM `%s`.`%s`", strings.Join(exprs, ","), schema, table))
 	sort.Strings(out)
 	return out
 }

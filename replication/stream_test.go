@@ -28,7 +28,7 @@ func TestColumnTypesRoundTrip(t *testing.T) {
 		j JSON, l1 VARCHAR(20) CHARACTER SET latin1,
 		g BIGINT AS (i * 2) VIRTUAL, gs VARCHAR(300) AS (CONCAT(vc,'!')) STORED
 	) DEFAULT CHARSET=utf8mb4`)
-	s, stop := p.run(t, p.config("shared"))
+	s := p.run(t, p.config("shared"))
 	cols := "id,ti,tiu,si,siu,mi,miu,i,iu,bi,biu,d,d0,f,db,dt,dtm,dtm0,ts,tm,y,c,vc,tx,lt,bn,vb,bl,e,st,bt,b64,j,l1"
 	rows := []struct{ name, values string }{
 		{"minimums", `1,-128,0,-32768,0,-8388608,0,-2147483648,0,-9223372036854775808,0,
@@ -56,7 +56,7 @@ func TestColumnTypesRoundTrip(t *testing.T) {
 		p.exec(t, fmt.Sprintf("INSERT INTO types_db.t (%s) VALUES (%s)", cols, r.values))
 	}
 	p.caughtUp(t, s, 30*time.Second)
-	sameData(t, p.srcRoot, p.dstRoot, "types_db")
+	sameData(t, p.src.Root, p.dst.Root, "types_db")
 
 	// Updates: every row to other values (and NULLs to values), then deletes.
 	p.exec(t,
@@ -65,13 +65,13 @@ func TestColumnTypesRoundTrip(t *testing.T) {
 		"UPDATE types_db.t SET id=id+100 WHERE id=5", // primary key change
 		"DELETE FROM types_db.t WHERE id IN (1,3)")
 	p.caughtUp(t, s, 30*time.Second)
-	sameData(t, p.srcRoot, p.dstRoot, "types_db")
-	if err := stop(); err != nil {
+	sameData(t, p.src.Root, p.dst.Root, "types_db")
+	if err := s.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// Generated columns were computed by the target, not written.
 	var g int64
-	if err := p.dstRoot.QueryRow("SELECT g FROM types_db.t WHERE id=4").Scan(&g); err != nil || g != -2 {
+	if err := p.dst.Root.QueryRow("SELECT g FROM types_db.t WHERE id=4").Scan(&g); err != nil || g != -2 {
 		t.Fatalf("generated column on the target: %d %v", g, err)
 	}
 }
@@ -84,11 +84,11 @@ func TestRandomWorkloadWithDDL(t *testing.T) {
 		"CREATE TABLE rnd.a (id INT PRIMARY KEY, v VARCHAR(50), n INT, KEY(n))",
 		"CREATE TABLE rnd.b (k VARCHAR(20) PRIMARY KEY, qty DECIMAL(10,2), note TEXT)",
 		"CREATE TABLE rnd.nopk (x INT, y VARCHAR(10))")
-	s, stop := p.run(t, p.config("shared"))
+	s := p.run(t, p.config("shared"))
 	rng := rand.New(rand.NewSource(42))
 	ctx := context.Background()
 	for i := 0; i < 400; i++ {
-		tx, err := p.srcRoot.BeginTx(ctx, nil)
+		tx, err := p.src.Root.BeginTx(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestRandomWorkloadWithDDL(t *testing.T) {
 		}
 	}
 	p.caughtUp(t, s, 60*time.Second)
-	sameData(t, p.srcRoot, p.dstRoot, "rnd")
+	sameData(t, p.src.Root, p.dst.Root, "rnd")
 	st := s.Stats()
 	if g, err := replication.ParseGTID(st.LastGTID); err != nil || replication.MustParsePosition(st.Position)[g.Domain] != g {
 		t.Errorf("last GTID %q should be the position's entry in its domain (%s): %v", st.LastGTID, st.Position, err)
@@ -141,15 +141,15 @@ func TestRandomWorkloadWithDDL(t *testing.T) {
 	if len(st.NoPKTables) != 1 || st.NoPKTables[0] != "rnd.nopk" {
 		t.Errorf("tables without a primary key should be reported: %v", st.NoPKTables)
 	}
-	if err := stop(); err != nil {
+	if err := s.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// The checkpoint equals the source's position once stopped.
 	var srcPos string
-	if err := p.srcRoot.QueryRow("SELECT @@global.gtid_binlog_pos").Scan(&srcPos); err != nil {
+	if err := p.src.Root.QueryRow("SELECT @@global.gtid_binlog_pos").Scan(&srcPos); err != nil {
 		t.Fatal(err)
 	}
-	cp, ok, err := replication.ReadCheckpoint(ctx, p.dstRoot, "shared")
+	cp, ok, err := replication.ReadCheckpoint(ctx, p.dst.Root, "shared")
 	if err != nil || !ok {
 		t.Fatalf("checkpoint: %v %v", ok, err)
 	}
@@ -158,7 +158,7 @@ func TestRandomWorkloadWithDDL(t *testing.T) {
 	}
 	// The checkpoint may trail by DDL only (recorded by the target's GTID state).
 	var dstPos string
-	if err := p.dstRoot.QueryRow("SELECT @@global.gtid_binlog_pos").Scan(&dstPos); err != nil {
+	if err := p.dst.Root.QueryRow("SELECT @@global.gtid_binlog_pos").Scan(&dstPos); err != nil {
 		t.Fatal(err)
 	}
 	resume := cp.Position.Merge(replication.MustParsePosition(dstPos).Only([]uint32{11}))
@@ -176,15 +176,15 @@ func TestStopAndResume(t *testing.T) {
 		for i := 0; i < 50; i++ {
 			p.exec(t, fmt.Sprintf("INSERT INTO resume_db.t (v) VALUES (%d)", i))
 		}
-		s, stop := p.run(t, p.config("shared"))
+		s := p.run(t, p.config("shared"))
 		p.caughtUp(t, s, 30*time.Second)
-		if err := stop(); err != nil {
+		if err := s.Stop(30 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sameData(t, p.srcRoot, p.dstRoot, "resume_db")
+	sameData(t, p.src.Root, p.dst.Root, "resume_db")
 	var n int
-	if err := p.dstRoot.QueryRow("SELECT COUNT(*) FROM resume_db.t").Scan(&n); err != nil || n != 150 {
+	if err := p.dst.Root.QueryRow("SELECT COUNT(*) FROM resume_db.t").Scan(&n); err != nil || n != 150 {
 		t.Fatalf("target rows %d %v", n, err)
 	}
 }
@@ -197,7 +197,7 @@ func TestSourceAndTargetRestart(t *testing.T) {
 	p.exec(t, "CREATE DATABASE restart_db", "CREATE TABLE restart_db.t (id INT PRIMARY KEY, v INT)")
 	cfg := p.config("shared")
 	cfg.MaxReconnects = 50
-	s, stop := p.run(t, cfg)
+	s := p.run(t, cfg)
 	id := 0
 	write := func(n int) {
 		for i := 0; i < n; i++ {
@@ -208,48 +208,33 @@ func TestSourceAndTargetRestart(t *testing.T) {
 	write(100)
 	p.caughtUp(t, s, 30*time.Second)
 
-	if err := p.src.Stop(ctx, 30*time.Second); err != nil {
+	if err := p.src.Down(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := p.src.Start(ctx, 60*time.Second); err != nil {
+	if err := p.src.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.src.SetReadOnly(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	reconnect(t, p)
 	write(100)
 	p.caughtUp(t, s, 60*time.Second)
 
+	p.dst.Root.Close()
 	if err := p.dst.Kill(ctx); err != nil { // crash, not a clean stop
 		t.Fatal(err)
 	}
 	write(50) // written while the target is down
-	if _, _, err := p.dst.Start(ctx, 60*time.Second); err != nil {
+	if err := p.dst.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reconnect(t, p)
 	write(50)
 	p.caughtUp(t, s, 60*time.Second)
-	sameData(t, p.srcRoot, p.dstRoot, "restart_db")
+	sameData(t, p.src.Root, p.dst.Root, "restart_db")
 	if s.Stats().Reconnects < 2 {
 		t.Errorf("expected reconnects after both restarts, stats %+v", s.Stats())
 	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// reconnect refreshes the root pools after a server restart.
-func reconnect(t *testing.T, p *pair) {
-	t.Helper()
-	var err error
-	p.srcRoot.Close()
-	p.dstRoot.Close()
-	if p.srcRoot, err = p.src.RootDB(); err != nil {
-		t.Fatal(err)
-	}
-	if p.dstRoot, err = p.dst.RootDB(); err != nil {
+	if err := s.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -265,13 +250,13 @@ func TestPurgedBinlogNeedsReclone(t *testing.T) {
 	p.exec(t, "CREATE DATABASE gone", "CREATE TABLE gone.t (id INT PRIMARY KEY)", "INSERT INTO gone.t VALUES (1)",
 		"FLUSH BINARY LOGS")
 	var last string
-	if err := p.srcRoot.QueryRow("SELECT @@global.gtid_binlog_pos").Scan(&last); err != nil {
+	if err := p.src.Root.QueryRow("SELECT @@global.gtid_binlog_pos").Scan(&last); err != nil {
 		t.Fatal(err)
 	}
 	var file string
 	var pos int64
 	var x1, x2, x3 any
-	if err := p.srcRoot.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &x1, &x2); err != nil {
+	if err := p.src.Root.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &x1, &x2); err != nil {
 		_ = x3
 		t.Fatal(err)
 	}
@@ -281,7 +266,7 @@ func TestPurgedBinlogNeedsReclone(t *testing.T) {
 		p.exec(t, "PURGE BINARY LOGS TO '"+file+"'")
 		var oldest string
 		var size int64
-		return p.srcRoot.QueryRow("SHOW BINARY LOGS").Scan(&oldest, &size) == nil && oldest == file
+		return p.src.Root.QueryRow("SHOW BINARY LOGS").Scan(&oldest, &size) == nil && oldest == file
 	}) {
 		t.Fatal("could not purge the first binlog")
 	}
@@ -297,7 +282,7 @@ func TestPurgedBinlogNeedsReclone(t *testing.T) {
 		t.Fatalf("want a BinlogPurged error saying re-clone required, got %v (kind %s); last error %q", err, replication.KindOf(err), s.Stats().LastError)
 	}
 	var n int
-	if err := p.dstRoot.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='gone'").Scan(&n); err != nil || n != 0 {
+	if err := p.dst.Root.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='gone'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("something was applied past the gap: %d %v", n, err)
 	}
 }
@@ -309,16 +294,16 @@ func TestErrantTransactionsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.close()
-	if _, err := p.dstRoot.Exec("CREATE DATABASE local_only"); err != nil { // root bypasses read_only
+	if _, err := p.dst.Root.Exec("CREATE DATABASE local_only"); err != nil { // root bypasses read_only
 		t.Fatal(err)
 	}
 	p.exec(t, "CREATE DATABASE e", "CREATE TABLE e.t (id INT PRIMARY KEY)", "INSERT INTO e.t VALUES (1)")
-	s, stop := p.run(t, p.config("errant"))
+	s := p.run(t, p.config("errant"))
 	p.caughtUp(t, s, 30*time.Second)
 	if got := s.Stats().ErrantGTIDs; got != "42-42-1" {
 		t.Fatalf("errant GTIDs %q, want 42-42-1 (the target's own domain)", got)
 	}
-	if err := stop(); err != nil {
+	if err := s.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -350,15 +335,15 @@ func TestDivergenceStopsTheStream(t *testing.T) {
 	}
 	defer p.close()
 	p.exec(t, "CREATE DATABASE dv", "CREATE TABLE dv.t (id INT PRIMARY KEY, v INT)", "INSERT INTO dv.t VALUES (1,1),(2,2)")
-	s, stop := p.run(t, p.config("diverge"))
+	s := p.run(t, p.config("diverge"))
 	p.caughtUp(t, s, 30*time.Second)
-	if err := stop(); err != nil {
+	if err := s.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.dstRoot.Exec("DELETE FROM dv.t WHERE id=2"); err != nil { // root bypasses read_only
+	if _, err := p.dst.Root.Exec("DELETE FROM dv.t WHERE id=2"); err != nil { // root bypasses read_only
 		t.Fatal(err)
 	}
-	tx, err := p.srcRoot.Begin()
+	tx, err := p.src.Root.Begin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +366,7 @@ func TestDivergenceStopsTheStream(t *testing.T) {
 		t.Fatalf("want a SchemaMismatch 'diverged' error, got %v", err)
 	}
 	var v int
-	if err := p.dstRoot.QueryRow("SELECT v FROM dv.t WHERE id=1").Scan(&v); err != nil || v != 1 {
+	if err := p.dst.Root.QueryRow("SELECT v FROM dv.t WHERE id=1").Scan(&v); err != nil || v != 1 {
 		t.Fatalf("the diverging transaction was applied in part: v=%d %v", v, err)
 	}
 }

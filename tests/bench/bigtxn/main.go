@@ -23,6 +23,7 @@ import (
 
 	"github.com/drover-sre/drover/replication"
 	"github.com/drover-sre/drover/tests/bench/benchenv"
+	"github.com/drover-sre/drover/tests/testenv"
 )
 
 func main() {
@@ -46,12 +47,12 @@ func main() {
 
 func run(ctx context.Context, rows int, heapProfile string) (*benchenv.BigTxnResult, error) {
 	res := &benchenv.BigTxnResult{Rows: rows, RaceDetector: raceEnabled}
-	src, err := benchenv.Start(ctx, "127.0.0.1", 71)
+	src, err := testenv.StartServer(ctx, "127.0.0.1", 71)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	dst, err := benchenv.Start(ctx, "127.0.0.1", 72)
+	dst, err := testenv.StartServer(ctx, "127.0.0.1", 72)
 	if err != nil {
 		return nil, err
 	}
@@ -73,11 +74,11 @@ func run(ctx context.Context, rows int, heapProfile string) (*benchenv.BigTxnRes
 		return nil, err
 	}
 
-	s, err := replication.New(benchenv.StreamConfig("bigtxn", src, dst, 9071))
+	s, err := replication.New(testenv.StreamConfig("bigtxn", src, dst, 9071))
 	if err != nil {
 		return nil, err
 	}
-	r := benchenv.Run(s)
+	r := testenv.RunStream(s)
 	defer func() { _ = r.Stop(30 * time.Second) }()
 	pos, err := src.Position(ctx)
 	if err != nil {
@@ -122,7 +123,7 @@ func run(ctx context.Context, rows int, heapProfile string) (*benchenv.BigTxnRes
 	fmt.Fprintf(os.Stderr, "bigtxn: applied in %.1fs; verifying\n", res.ApplySeconds)
 
 	for _, side := range []struct {
-		s          *benchenv.Server
+		s          *testenv.Server
 		count, sum *int64
 	}{{src, &res.SourceRows, &res.SourceChecksum}, {dst, &res.TargetRows, &res.TargetChecksum}} {
 		if err := side.s.Root.QueryRowContext(ctx, "SELECT COUNT(*) FROM big.t").Scan(side.count); err != nil {
@@ -138,7 +139,7 @@ func run(ctx context.Context, rows int, heapProfile string) (*benchenv.BigTxnRes
 
 // oneTransaction inserts rows rows into big.t in a single explicit
 // transaction on one connection.
-func oneTransaction(ctx context.Context, src *benchenv.Server, rows int) error {
+func oneTransaction(ctx context.Context, src *testenv.Server, rows int) error {
 	conn, err := src.Root.Conn(ctx)
 	if err != nil {
 		return err

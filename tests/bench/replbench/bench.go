@@ -15,6 +15,7 @@ import (
 	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/replication"
 	"github.com/drover-sre/drover/tests/bench/benchenv"
+	"github.com/drover-sre/drover/tests/testenv"
 )
 
 // The servers: server ids are also their gtid_domain_ids, so every
@@ -35,9 +36,9 @@ const (
 type bench struct {
 	cfg      config
 	sysbench string
-	src      *benchenv.Server
-	dst      *benchenv.Server // Drover's target
-	nat      *benchenv.Server // native replica
+	src      *testenv.Server
+	dst      *testenv.Server // Drover's target
+	nat      *testenv.Server // native replica
 	// Copies of the target's and the native replica's data directories
 	// taken after prepare (clean shutdown): every catch-up round starts
 	// from one of them.
@@ -54,13 +55,13 @@ func run(ctx context.Context, cfg config) error {
 	b.res.started = time.Now()
 	defer b.close()
 	logf("starting three MariaDB servers on %s (source, Drover target, native replica)", address)
-	if b.src, err = benchenv.Start(ctx, address, sourceID); err != nil {
+	if b.src, err = testenv.StartServer(ctx, address, sourceID); err != nil {
 		return err
 	}
-	if b.dst, err = benchenv.Start(ctx, address, targetID); err != nil {
+	if b.dst, err = testenv.StartServer(ctx, address, targetID); err != nil {
 		return err
 	}
-	if b.nat, err = benchenv.Start(ctx, address, nativeID); err != nil {
+	if b.nat, err = testenv.StartServer(ctx, address, nativeID); err != nil {
 		return err
 	}
 	b.res.version, b.res.revision = b.src.Version(ctx), revision()
@@ -103,7 +104,7 @@ func run(ctx context.Context, cfg config) error {
 // close stops every server this run started (by PID) and removes their
 // directories and the snapshots.
 func (b *bench) close() {
-	for _, s := range []*benchenv.Server{b.src, b.dst, b.nat} {
+	for _, s := range []*testenv.Server{b.src, b.dst, b.nat} {
 		if s != nil {
 			s.Close()
 		}
@@ -141,7 +142,7 @@ func (b *bench) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := benchenv.Run(s)
+	r := testenv.RunStream(s)
 	defer func() { _ = r.Stop(30 * time.Second) }()
 	if err := b.startSlave(ctx, 0); err != nil {
 		return err
@@ -179,7 +180,7 @@ func (b *bench) prepare(ctx context.Context) error {
 }
 
 // snapshot stops s cleanly and copies its data directory next to it.
-func snapshot(ctx context.Context, s *benchenv.Server) (string, error) {
+func snapshot(ctx context.Context, s *testenv.Server) (string, error) {
 	if err := s.Down(ctx); err != nil {
 		return "", err
 	}
@@ -192,7 +193,7 @@ func snapshot(ctx context.Context, s *benchenv.Server) (string, error) {
 
 // restore stops s, replaces its data directory with the snapshot, starts
 // it, waits for InnoDB's buffer pool load and warms the sysbench tables.
-func restore(ctx context.Context, s *benchenv.Server, snapshot string, tables int) error {
+func restore(ctx context.Context, s *testenv.Server, snapshot string, tables int) error {
 	if err := s.Down(ctx); err != nil {
 		return err
 	}
@@ -280,7 +281,7 @@ func (b *bench) droverCatchUp(ctx context.Context) error {
 	logf("Drover catch-up from its checkpoint (round %d)", len(b.res.drover)+1)
 	cpu := b.cpuMeter(b.dst)
 	start := time.Now()
-	r := benchenv.Run(s)
+	r := testenv.RunStream(s)
 	defer func() { _ = r.Stop(30 * time.Second) }()
 	done, err := r.WaitApplied(ctx, b.res.loaded, 10*time.Millisecond, 4*time.Minute)
 	if err != nil {
@@ -315,7 +316,7 @@ func (b *bench) lag(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := benchenv.Run(s)
+	r := testenv.RunStream(s)
 	defer func() { _ = r.Stop(30 * time.Second) }()
 	pos, err := b.src.Position(ctx)
 	if err != nil {
@@ -351,13 +352,13 @@ func (b *bench) lag(ctx context.Context) error {
 }
 
 func (b *bench) streamConfig() replication.Config {
-	return benchenv.StreamConfig(streamName, b.src, b.dst, droverReplicaID)
+	return testenv.StreamConfig(streamName, b.src, b.dst, droverReplicaID)
 }
 
 // warmUp reads every sysbench table through its primary key and its
 // secondary index (sysbench names it k_N), so a measured run does not start with a cold buffer
 // pool (the servers have 128 MB; the tables need ~10 MB).
-func warmUp(ctx context.Context, s *benchenv.Server, tables int) error {
+func warmUp(ctx context.Context, s *testenv.Server, tables int) error {
 	for i := 1; i <= tables; i++ {
 		var n, sum sql.NullInt64
 		q := fmt.Sprintf("SELECT COUNT(*), SUM(LENGTH(c)+LENGTH(pad)) FROM sbtest.sbtest%d", i)
@@ -374,7 +375,7 @@ func warmUp(ctx context.Context, s *benchenv.Server, tables int) error {
 
 // sameTables compares CHECKSUM TABLE of every sysbench table on both
 // servers.
-func sameTables(ctx context.Context, a, b *benchenv.Server, tables int) error {
+func sameTables(ctx context.Context, a, b *testenv.Server, tables int) error {
 	names := make([]string, tables)
 	for i := range names {
 		names[i] = fmt.Sprintf("sbtest.sbtest%d", i+1)
@@ -382,7 +383,7 @@ func sameTables(ctx context.Context, a, b *benchenv.Server, tables int) error {
 	return sameTablesIn(ctx, a, b, names...)
 }
 
-func sameTablesIn(ctx context.Context, a, b *benchenv.Server, tables ...string) error {
+func sameTablesIn(ctx context.Context, a, b *testenv.Server, tables ...string) error {
 	q := "CHECKSUM TABLE " + strings.Join(tables, ", ")
 	sa, err := checksums(ctx, a, q)
 	if err != nil {
@@ -404,7 +405,7 @@ func sameTablesIn(ctx context.Context, a, b *benchenv.Server, tables ...string) 
 	return nil
 }
 
-func checksums(ctx context.Context, s *benchenv.Server, q string) (map[string]string, error) {
+func checksums(ctx context.Context, s *testenv.Server, q string) (map[string]string, error) {
 	rows, err := s.Root.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Config.Name, err)

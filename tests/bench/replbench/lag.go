@@ -12,7 +12,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/drover-sre/drover/tests/bench/benchenv"
+	"github.com/drover-sre/drover/tests/testenv"
 )
 
 // lagResult is what the lag phase measured.
@@ -54,7 +54,7 @@ func (l *lagResult) pct(p float64) time.Duration {
 // newest source transaction the target has committed is (the time stamp is
 // taken by the last statement before COMMIT, so the source's own commit
 // time is included).
-func runLag(ctx context.Context, src, dst *benchenv.Server, r *benchenv.Running, cfg config) (*lagResult, error) {
+func runLag(ctx context.Context, src, dst *testenv.Server, r *testenv.Running, cfg config) (*lagResult, error) {
 	db, err := openTCP(src, benchUser, benchPassword, cfg.LagConns)
 	if err != nil {
 		return nil, err
@@ -176,7 +176,7 @@ func lagTxn(ctx context.Context, conn *sql.Conn, worker int, payload string) err
 
 // openTCP is a pool of at most conns connections to s over TCP, with
 // client-side parameter interpolation (one round trip per statement).
-func openTCP(s *benchenv.Server, user, password string, conns int) (*sql.DB, error) {
+func openTCP(s *testenv.Server, user, password string, conns int) (*sql.DB, error) {
 	c := mysql.NewConfig()
 	c.User, c.Passwd, c.Net, c.Addr = user, password, "tcp", s.Addr()
 	c.InterpolateParams = true

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/drover-sre/drover/tests/bench/benchenv"
+	"github.com/drover-sre/drover/tests/testenv"
 )
 
 // cpuUse is CPU time (user + system) spent during a phase by this process
@@ -20,7 +20,7 @@ type cpuUse struct {
 
 // cpuMeter starts measuring; the returned function reports the CPU time
 // used since.
-func (b *bench) cpuMeter(replica *benchenv.Server) func() cpuUse {
+func (b *bench) cpuMeter(replica *testenv.Server) func() cpuUse {
 	read := func() cpuUse {
 		return cpuUse{self: selfCPU(), source: serverCPU(b.src), replica: serverCPU(replica)}
 	}
@@ -41,7 +41,7 @@ func selfCPU() time.Duration {
 
 // serverCPU reads utime+stime of a server's mariadbd from /proc/PID/stat
 // (clock ticks of 1/100 s, the Linux USER_HZ).
-func serverCPU(s *benchenv.Server) time.Duration {
+func serverCPU(s *testenv.Server) time.Duration {
 	pid, ok := s.Process().PID()
 	if !ok {
 		return 0
