@@ -71,16 +71,19 @@ type ReplicationStatus struct {
 // grows, after stopping the stream cleanly.
 func ReplicationSupervisor(ctx workflow.Context, in ReplicationInput) (ReplicationStatus, error) {
 	logger := workflow.GetLogger(ctx)
-	r := in.Recipe
-	r.ApplyDefaults()
-	if err := r.Validate(); err != nil {
-		return ReplicationStatus{}, temporal.NewNonRetryableApplicationError("invalid recipe: "+err.Error(), "InvalidInput", nil)
+	r, err := validRecipe(in.Recipe)
+	if err != nil {
+		return ReplicationStatus{}, err
 	}
 	src, okS := r.Site(in.From)
 	dst, okD := r.Site(in.To)
 	if !okS || !okD || in.From == in.To {
-		return ReplicationStatus{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("from/to: want two different sites of the recipe, got %q → %q", in.From, in.To), "InvalidInput", nil)
+		return ReplicationStatus{}, invalidInput(
+			fmt.Sprintf("from/to: want two different sites of the recipe, got %q → %q", in.From, in.To))
+	}
+	maxRun := in.MaxRun.D()
+	if maxRun <= 0 {
+		maxRun = replicate.DefaultMaxRun
 	}
 	st := ReplicationStatus{Stream: replicate.StreamName(r.App, in.From, in.To), State: ReplRunning,
 		RPOSLA: r.Policy.SLA.RPO, Since: workflow.Now(ctx)}
@@ -194,7 +197,7 @@ func ReplicationSupervisor(ctx workflow.Context, in ReplicationInput) (Replicati
 		actCtx, cancelAct := workflow.WithCancel(ctx)
 		actCtx = workflow.WithActivityOptions(actCtx, workflow.ActivityOptions{
 			TaskQueue:           SiteTaskQueue(dst.Name),
-			StartToCloseTimeout: in.MaxRun.D() + 10*time.Minute,
+			StartToCloseTimeout: maxRun + 10*time.Minute,
 			// A dead worker is noticed within this; the stream restarts elsewhere.
 			HeartbeatTimeout: 10 * time.Second,
 			// Retries are this loop's job: each restart is counted and visible.
@@ -202,9 +205,6 @@ func ReplicationSupervisor(ctx workflow.Context, in ReplicationInput) (Replicati
 			WaitForCancellation: true, // the stream finishes its transaction first
 			Summary:             fmt.Sprintf("stream binlog %s → %s", src.Name, dst.Name),
 		})
-		if in.MaxRun <= 0 {
-			actCtx = workflow.WithStartToCloseTimeout(actCtx, time.Hour+10*time.Minute)
-		}
 		st.Runs++
 		runStartPos := st.Progress.Position
 		fut := workflow.ExecuteActivity(actCtx, ra.StreamBinlog, replicate.StreamInput{

@@ -41,14 +41,13 @@ type SiteRow struct {
 // invalid input; unreachable parts are reported in the table.
 func SiteStatus(ctx workflow.Context, in SiteStatusInput) (SiteStatusResult, error) {
 	logger := workflow.GetLogger(ctx)
-	r := in.Recipe
-	r.ApplyDefaults()
-	if err := r.Validate(); err != nil {
-		return SiteStatusResult{}, temporal.NewNonRetryableApplicationError("invalid recipe: "+err.Error(), "InvalidInput", nil)
+	r, err := validRecipe(in.Recipe)
+	if err != nil {
+		return SiteStatusResult{}, err
 	}
 	sites, err := selectSites(&r, in.Sites)
 	if err != nil {
-		return SiteStatusResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
+		return SiteStatusResult{}, invalidInput(err.Error())
 	}
 	workerTimeout := in.WorkerTimeout.D()
 	if workerTimeout <= 0 {

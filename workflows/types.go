@@ -3,7 +3,11 @@
 // runs on the task queue of the site where it must happen.
 package workflows
 
-import "github.com/drover-sre/drover/recipe"
+import (
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/drover-sre/drover/recipe"
+)
 
 // SharedTaskQueue is polled by every worker; workflows run here.
 const SharedTaskQueue = "drover"
@@ -24,4 +28,20 @@ type SiteStatusInput struct {
 	Recipe        recipe.Recipe   `json:"recipe"`
 	Sites         []string        `json:"sites,omitempty"`
 	WorkerTimeout recipe.Duration `json:"worker_timeout,omitempty"`
+}
+
+// validRecipe returns r with defaults applied, or a non-retryable
+// InvalidInput error listing every problem: a workflow started with a bad
+// recipe fails at once instead of retrying.
+func validRecipe(r recipe.Recipe) (recipe.Recipe, error) {
+	r.ApplyDefaults()
+	if err := r.Validate(); err != nil {
+		return r, invalidInput("invalid recipe: " + err.Error())
+	}
+	return r, nil
+}
+
+// invalidInput is the non-retryable error workflows return for bad input.
+func invalidInput(msg string) error {
+	return temporal.NewNonRetryableApplicationError(msg, "InvalidInput", nil)
 }

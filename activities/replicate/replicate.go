@@ -71,6 +71,9 @@ type StreamResult struct {
 	Reason   string   `json:"reason"` // "cancelled" or "max-run"
 }
 
+// DefaultMaxRun bounds an activity run when StreamInput.MaxRun is zero.
+const DefaultMaxRun = time.Hour
+
 // StreamName is the checkpoint key of the stream from → to of app.
 func StreamName(app, from, to string) string { return app + "-" + from + "-" + to }
 
@@ -114,7 +117,7 @@ func (a *Activities) StreamBinlog(ctx context.Context, in StreamInput) (StreamRe
 
 	maxRun := in.MaxRun.D()
 	if maxRun <= 0 {
-		maxRun = time.Hour
+		maxRun = DefaultMaxRun
 	}
 	every := in.ProgressEvery.D()
 	if every <= 0 {
