@@ -132,6 +132,21 @@ func (p Position) Only(domains []uint32) Position {
 	return out
 }
 
+// Except returns the part of p outside the given domains.
+func (p Position) Except(domains []uint32) Position {
+	skip := map[uint32]bool{}
+	for _, d := range domains {
+		skip[d] = true
+	}
+	out := Position{}
+	for d, g := range p {
+		if !skip[d] {
+			out[d] = g
+		}
+	}
+	return out
+}
+
 // Behind counts the transactions in o that p lacks: the sum over o's
 // domains of how far p's sequence trails. It is the replication lag in
 // transactions when p is what a replica applied and o the source's position.

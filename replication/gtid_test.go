@@ -48,6 +48,9 @@ func TestPositionArithmetic(t *testing.T) {
 	if got := source.Only([]uint32{1, 3, 9}).String(); got != "1-1-15,3-3-2" {
 		t.Fatalf("Only = %s", got)
 	}
+	if got := source.Except([]uint32{1, 3, 9}).String(); got != "2-2-3" {
+		t.Fatalf("Except = %s", got)
+	}
 	if !applied.Equal(MustParsePosition("2-2-3,1-1-10")) || applied.Equal(source) {
 		t.Fatal("Equal")
 	}

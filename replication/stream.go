@@ -230,22 +230,15 @@ func (s *Streamer) Run(ctx context.Context) error {
 }
 
 // ResumePosition is where a stream continues: the checkpoint merged with
-// the target's GTID state in the source's domains (which covers a DDL
-// applied after the last checkpoint), or start when there is neither.
-func ResumePosition(ctx context.Context, target *sql.Conn, stream string, sourceDomains []uint32, start Position) (Position, error) {
+// targetPos (the target's gtid_binlog_pos) in the source's domains, which
+// covers a DDL applied after the last checkpoint; or start when there is
+// neither.
+func ResumePosition(ctx context.Context, target *sql.Conn, stream string, targetPos Position, sourceDomains []uint32, start Position) (Position, error) {
 	cp, ok, err := ReadCheckpoint(ctx, target, stream)
 	if err != nil {
 		return nil, err
 	}
-	var binlogPos string
-	if err := target.QueryRowContext(ctx, "SELECT @@global.gtid_binlog_pos").Scan(&binlogPos); err != nil {
-		return nil, classify("read target gtid_binlog_pos", err)
-	}
-	tp, err := ParsePosition(binlogPos)
-	if err != nil {
-		return nil, &Error{Kind: KindConfig, Op: "target gtid_binlog_pos", Err: err}
-	}
-	pos := tp.Only(sourceDomains)
+	pos := targetPos.Only(sourceDomains)
 	if ok {
 		pos = pos.Merge(cp.Position)
 	}
@@ -316,11 +309,15 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 		return false, &Error{Kind: KindConfig, Op: "start position", Err: err}
 	}
 	sourceDomains := srcPos.Merge(start).Domains()
-	resume, err := ResumePosition(ctx, conn, cfg.Stream, sourceDomains, start)
+	targetPos, err := serverPosition(ctx, conn)
+	if err != nil {
+		return false, classify("read target position "+cfg.Target.Addr, err)
+	}
+	resume, err := ResumePosition(ctx, conn, cfg.Stream, targetPos, sourceDomains, start)
 	if err != nil {
 		return false, err
 	}
-	s.refreshErrant(ctx, conn, sourceDomains)
+	s.recordErrant(targetPos, sourceDomains)
 
 	ap := newApplier(conn, cfg.Stream)
 	if err := ap.session(ctx); err != nil {
@@ -615,27 +612,10 @@ func (s *Streamer) refreshLag(ctx context.Context, source *sql.DB, applied Posit
 	st.TxnsPerSec, st.RowsPerSec, st.EventsPerSec = s.rate.add(now, st.Transactions, st.Rows, st.Events)
 }
 
-// refreshErrant records GTIDs on the target outside the source's domains:
+// recordErrant records the target's GTIDs outside the source's domains:
 // transactions written locally on the standby, which the source never had.
-func (s *Streamer) refreshErrant(ctx context.Context, target *sql.Conn, sourceDomains []uint32) {
-	var raw string
-	if err := target.QueryRowContext(ctx, "SELECT @@global.gtid_binlog_pos").Scan(&raw); err != nil {
-		return
-	}
-	tp, err := ParsePosition(raw)
-	if err != nil {
-		return
-	}
-	in := map[uint32]bool{}
-	for _, d := range sourceDomains {
-		in[d] = true
-	}
-	errant := Position{}
-	for d, g := range tp {
-		if !in[d] {
-			errant[d] = g
-		}
-	}
+func (s *Streamer) recordErrant(targetPos Position, sourceDomains []uint32) {
+	errant := targetPos.Except(sourceDomains)
 	if len(errant) > 0 {
 		s.cfg.Logger.Warn("errant transactions on the target: written there, never on the source",
 			"stream", s.cfg.Stream, "errant_gtids", errant.String())
@@ -747,12 +727,20 @@ func checkNotPurged(ctx context.Context, source *sql.DB, pos Position, domains [
 	return classify("read head of "+first, evs.Err())
 }
 
-func serverPosition(ctx context.Context, db *sql.DB) (Position, error) {
+// serverPosition reads a server's gtid_binlog_pos through a pool or a
+// pinned connection.
+func serverPosition(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (Position, error) {
 	var raw string
-	if err := db.QueryRowContext(ctx, "SELECT @@global.gtid_binlog_pos").Scan(&raw); err != nil {
+	if err := q.QueryRowContext(ctx, "SELECT @@global.gtid_binlog_pos").Scan(&raw); err != nil {
 		return nil, err
 	}
-	return ParsePosition(raw)
+	p, err := ParsePosition(raw)
+	if err != nil {
+		return nil, &Error{Kind: KindConfig, Op: "gtid_binlog_pos", Err: err}
+	}
+	return p, nil
 }
 
 // checkSource refuses sources whose binlog lacks what the applier needs.
