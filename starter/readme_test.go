@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -16,24 +15,8 @@ import (
 // the workflow's input type and carry a valid recipe, so an SRE can paste it
 // into the Temporal UI.
 func TestReadmeSiteStatusInputIsValid(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(b), "<!-- sitestatus-input -->\n```json\n")
-	if !ok {
-		t.Fatal("README.md lacks the SiteStatus input block")
-	}
-	block, _, ok := strings.Cut(after, "```")
-	if !ok {
-		t.Fatal("unterminated json block")
-	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(block)))
-	dec.DisallowUnknownFields()
 	var in workflows.SiteStatusInput
-	if err := dec.Decode(&in); err != nil {
-		t.Fatalf("README SiteStatus input: %v", err)
-	}
+	readmeJSON(t, "sitestatus-input", &in)
 	if err := in.Recipe.Validate(); err != nil {
 		t.Fatalf("README SiteStatus input recipe: %v", err)
 	}
@@ -42,26 +25,36 @@ func TestReadmeSiteStatusInputIsValid(t *testing.T) {
 // The ReplicationSupervisor input documented in README.md decodes strictly
 // and names a stream of its recipe.
 func TestReadmeReplicationInputIsValid(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(b), "<!-- replication-input -->\n```json\n")
-	if !ok {
-		t.Fatal("README.md lacks the ReplicationSupervisor input block")
-	}
-	block, _, _ := strings.Cut(after, "```")
-	dec := json.NewDecoder(bytes.NewReader([]byte(block)))
-	dec.DisallowUnknownFields()
 	var in workflows.ReplicationInput
-	if err := dec.Decode(&in); err != nil {
-		t.Fatalf("README replication input: %v", err)
-	}
+	readmeJSON(t, "replication-input", &in)
 	if err := in.Recipe.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := selectStreams(&in.Recipe, in.From, in.To); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// readmeJSON decodes, rejecting unknown fields, the ```json block that
+// follows <!-- marker --> in README.md.
+func readmeJSON(t *testing.T, marker string, v any) {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "<!-- "+marker+" -->\n```json\n")
+	if !ok {
+		t.Fatalf("README.md lacks the %s block", marker)
+	}
+	block, _, ok := strings.Cut(after, "```")
+	if !ok {
+		t.Fatalf("README.md: unterminated %s block", marker)
+	}
+	dec := json.NewDecoder(strings.NewReader(block))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("README %s: %v", marker, err)
 	}
 }
 

@@ -302,27 +302,45 @@ func TestValidateRejectsBrokenRecipe(t *testing.T) {
 	}
 }
 
+// sideStack prepares options for a stack of the test's own, on free ports
+// with its sites at the given loopback addresses. At the end of the test,
+// whatever ran is stopped (a safety net; tests stop it themselves), the test
+// fails if any process is left, and the directory is deleted — in that
+// order, because Down needs the stack.json inside it.
+func sideStack(t *testing.T, eastAddr, westAddr string) devstack.Options {
+	t.Helper()
+	stateDir, err := testenv.TempDir("drvside")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(stateDir) })
+	o, err := stackOptions(stateDir, eastAddr, westAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Out = io.Discard
+	t.Cleanup(func() {
+		if err := devstack.Down(context.Background(), stateDir, io.Discard); err != nil {
+			t.Errorf("dev down: %v", err)
+		}
+		if left := testenv.ProcessesMentioning(stateDir); len(left) > 0 {
+			t.Errorf("processes left behind: %v", left)
+		}
+	})
+	return o
+}
+
 // `drover dev up` then `drover dev down` (the CLI, on its own addresses and
 // ports) leaves no process behind.
 func TestDevUpDownLeavesNoProcess(t *testing.T) {
-	stateDir, err := testenv.TempDir("drvupdown")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Cleanups run last-in first-out: the safety-net Down below runs before
-	// the directory (and its stack.json) is deleted.
-	t.Cleanup(func() { os.RemoveAll(stateDir) })
-	o, err := stackOptions(stateDir, "127.0.0.4", "127.0.0.5")
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := sideStack(t, "127.0.0.4", "127.0.0.5")
+	stateDir := o.StateDir
 	args := []string{"dev", "up", "--state-dir", stateDir, "--bin-dir", binDir, "--temporal-bin", o.TemporalBin,
 		"--temporal-port", fmt.Sprint(o.TemporalPort), "--ui-port", fmt.Sprint(o.UIPort), "--dns-port", fmt.Sprint(o.DNSPort),
 		"--temporal-http-port", fmt.Sprint(o.TemporalHTTPPort), "--temporal-metrics-port", fmt.Sprint(o.TemporalMetricsPort),
 		"--sites", fmt.Sprintf("east=%s:%d:%d,west=%s:%d:%d", o.Sites[0].Address, o.Sites[0].DBPort, o.Sites[0].AppPort,
 			o.Sites[1].Address, o.Sites[1].DBPort, o.Sites[1].AppPort)}
 	code, out, errOut := drover(t, args...)
-	t.Cleanup(func() { _ = devstack.Down(context.Background(), stateDir, io.Discard) })
 	if code != 0 {
 		t.Fatalf("dev up: exit %d\n%s\n%s", code, out, errOut)
 	}

@@ -2,8 +2,6 @@ package tests
 
 import (
 	"context"
-	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,27 +16,7 @@ import (
 // the gap. It runs on a stack of its own (sites 127.0.0.6/7), so the shared
 // stack keeps replicating.
 func TestPurgedBinlogShowsNeedsReclone(t *testing.T) {
-	stateDir, err := testenv.TempDir("drvpurge")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Cleanups run last-in first-out: stop the stack, check nothing is
-	// left, then delete its directory.
-	t.Cleanup(func() { os.RemoveAll(stateDir) })
-	o, err := stackOptions(stateDir, "127.0.0.6", "127.0.0.7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Out = io.Discard
-	st, err := devstack.Up(context.Background(), o)
-	t.Cleanup(func() {
-		if err := devstack.Down(context.Background(), stateDir, io.Discard); err != nil {
-			t.Errorf("dev down: %v", err)
-		}
-		if left := testenv.ProcessesMentioning(stateDir); len(left) > 0 {
-			t.Errorf("processes left behind: %v", left)
-		}
-	})
+	st, err := devstack.Up(context.Background(), sideStack(t, "127.0.0.6", "127.0.0.7"))
 	if err != nil {
 		t.Fatal(err)
 	}
