@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"go.temporal.io/sdk/client"
 
 	"github.com/drover-sre/drover/activities/provider/local"
@@ -47,18 +46,7 @@ func siteDB(t *testing.T, s recipe.Site) *sql.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net = s.DB.User, pw, "tcp"
-	cfg.Addr = net.JoinHostPort(s.DB.Host, strconv.Itoa(s.DB.Port))
-	cfg.Timeout = 5 * time.Second
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	db.SetMaxOpenConns(8)
-	t.Cleanup(func() { db.Close() })
-	return db
+	return testenv.TCP(t, net.JoinHostPort(s.DB.Host, strconv.Itoa(s.DB.Port)), s.DB.User, pw)
 }
 
 func gtidPos(t *testing.T, db *sql.DB) string {

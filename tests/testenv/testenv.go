@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,8 +17,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -225,4 +228,21 @@ func StartTemporal(ctx context.Context) (*testsuite.DevServer, error) {
 		Stdout:           io.Discard,
 		Stderr:           io.Discard,
 	})
+}
+
+// TCP opens a pool on a MariaDB server over TCP as user, closed when the
+// test ends. Opening never fails on a down server; the first query does.
+func TCP(tb testing.TB, addr, user, password string) *sql.DB {
+	tb.Helper()
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", addr
+	cfg.Timeout = 5 * time.Second
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	db.SetMaxOpenConns(8)
+	tb.Cleanup(func() { db.Close() })
+	return db
 }

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/recipe"
 	"github.com/drover-sre/drover/tests/testenv"
@@ -75,17 +73,7 @@ func newSite(t *testing.T, name, address string, id uint32) (*local.Provider, re
 
 func adminDB(t *testing.T, s recipe.Site, password string) *sql.DB {
 	t.Helper()
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net = s.DB.User, password, "tcp"
-	cfg.Addr = net.JoinHostPort(s.DB.Host, strconv.Itoa(s.DB.Port))
-	cfg.Timeout = 2 * time.Second
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	t.Cleanup(func() { db.Close() })
-	return db
+	return testenv.TCP(t, net.JoinHostPort(s.DB.Host, strconv.Itoa(s.DB.Port)), s.DB.User, password)
 }
 
 func component(st local.SiteState, name string) local.ComponentState {
