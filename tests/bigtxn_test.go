@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -30,11 +29,8 @@ func TestBigTransaction(t *testing.T) {
 	const rows = 1_000_000
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bigtxn")
-	build := exec.Command("go", "build", "-o", bin, "./tests/bench/bigtxn")
-	build.Dir = testenv.RepoRoot()
-	build.Env = append(os.Environ(), "GOFLAGS="+withoutRace(os.Getenv("GOFLAGS")))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the bigtxn helper: %v\n%s", err, out)
+	if _, err := testenv.Build(filepath.Dir(bin), "bigtxn"); err != nil {
+		t.Fatalf("build the bigtxn helper: %v", err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
@@ -82,16 +78,4 @@ func TestBigTransaction(t *testing.T) {
 	if res.VmHWMKB <= 0 || res.VmHWMKB >= bigTxnRSSLimitKB {
 		t.Errorf("peak RSS %d kB, want under %d kB", res.VmHWMKB, bigTxnRSSLimitKB)
 	}
-}
-
-// withoutRace drops -race from a GOFLAGS value, so the helper is built
-// without the race detector whatever the caller's environment says.
-func withoutRace(goflags string) string {
-	var keep []string
-	for _, f := range strings.Fields(goflags) {
-		if f != "-race" && f != "--race" && f != "-race=true" {
-			keep = append(keep, f)
-		}
-	}
-	return strings.Join(keep, " ")
 }

@@ -61,19 +61,44 @@ func TempDir(prefix string) (string, error) {
 	return os.MkdirTemp("", prefix)
 }
 
-// Build compiles Drover's binaries (drover, drover-worker, petclinic) into
-// dir and returns dir. Tests exercise the same programs SREs run.
-func Build(dir string) (string, error) {
-	for name, pkg := range map[string]string{
-		"drover": "./starter", "drover-worker": "./worker", "petclinic": "./deploy/local/petclinic",
-	} {
+// binaries maps the programs tests build to their packages.
+var binaries = map[string]string{
+	"drover": "./starter", "drover-worker": "./worker", "petclinic": "./deploy/local/petclinic",
+	"bigtxn": "./tests/bench/bigtxn",
+}
+
+// Build compiles the named programs (default: drover, drover-worker and
+// petclinic) into dir and returns dir. Tests exercise the same programs SREs
+// run, built without the race detector whatever GOFLAGS says: they are the
+// system under test, not the test.
+func Build(dir string, names ...string) (string, error) {
+	if len(names) == 0 {
+		names = []string{"drover", "drover-worker", "petclinic"}
+	}
+	for _, name := range names {
+		pkg, ok := binaries[name]
+		if !ok {
+			return "", fmt.Errorf("build: unknown program %q", name)
+		}
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Dir = RepoRoot()
+		cmd.Env = append(os.Environ(), "GOFLAGS="+withoutRace(os.Getenv("GOFLAGS")))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 		}
 	}
 	return dir, nil
+}
+
+// withoutRace drops -race from a GOFLAGS value.
+func withoutRace(goflags string) string {
+	var keep []string
+	for _, f := range strings.Fields(goflags) {
+		if f != "-race" && f != "--race" && f != "-race=true" {
+			keep = append(keep, f)
+		}
+	}
+	return strings.Join(keep, " ")
 }
 
 // TemporalBinary returns the temporal CLI (see devstack.TemporalBinary) or

@@ -25,7 +25,7 @@ var binDir string
 func TestMain(m *testing.M) {
 	dir, err := testenv.TempDir("drvbin")
 	if err == nil {
-		_, err = testenv.Build(dir)
+		_, err = testenv.Build(dir, "petclinic")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
