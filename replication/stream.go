@@ -320,8 +320,10 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 	s.recordErrant(targetPos, sourceDomains)
 
 	ap := newApplier(conn, cfg.Stream)
-	if err := ap.session(ctx); err != nil {
+	if warning, err := ap.session(ctx); err != nil {
 		return false, err
+	} else if warning != "" {
+		cfg.Logger.Warn(warning, "stream", cfg.Stream, "target", cfg.Target.Addr)
 	}
 	defer ap.rollback(context.WithoutCancel(ctx))
 
@@ -500,9 +502,7 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 				}
 			}
 			if !standalone && groupTxns == 0 && !ap.inTx {
-				if err := ap.begin(ctx, g); err != nil {
-					return progressed, err
-				}
+				ap.begin(g)
 				groupStart = time.Now()
 			}
 			if standalone {
@@ -510,6 +510,12 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 					return progressed, err
 				}
 			}
+		case *replication.FormatDescriptionEvent:
+			if err := ap.formatDescription(ctx, ev.RawData); err != nil {
+				return progressed, err
+			}
+		case *replication.TableMapEvent:
+			ap.tableMap(b, ev.RawData)
 		case *replication.RowsEvent:
 			if cur == nil || standalone {
 				continue
@@ -517,7 +523,7 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 			if skip[string(b.Table.Schema)] {
 				continue
 			}
-			if _, err := ap.rows(ctx, b); err != nil {
+			if _, err := ap.rows(ctx, b, ev.RawData); err != nil {
 				return progressed, err
 			}
 		case *replication.QueryEvent:

@@ -2,6 +2,7 @@ package replication_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -369,4 +370,80 @@ func TestDivergenceStopsTheStream(t *testing.T) {
 	if err := p.dst.Root.QueryRow("SELECT v FROM dv.t WHERE id=1").Scan(&v); err != nil || v != 1 {
 		t.Fatalf("the diverging transaction was applied in part: v=%d %v", v, err)
 	}
+}
+
+// A target that annotates row events, with an applier that may not turn
+// that off for its session, still gets every row, and its binlog stays
+// linear: each annotation holds one source statement, never a whole group.
+func TestAnnotatingTargetGetsOneStatementPerRoundTrip(t *testing.T) {
+	p, err := newPair(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if _, err := p.dst.Root.Exec("SET GLOBAL binlog_annotate_row_events=ON"); err != nil {
+		t.Fatal(err)
+	}
+	p.exec(t, "CREATE DATABASE an", "CREATE TABLE an.t (id INT PRIMARY KEY, v VARCHAR(100))")
+	// One source transaction of 300 statements: one group, ~60 KB of events.
+	tx, err := p.src.Root.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		if _, err := tx.Exec("INSERT INTO an.t VALUES (?, REPEAT('x', 100))", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	s := p.run(t, p.config("annotated"))
+	p.caughtUp(t, s, 30*time.Second)
+	sameData(t, p.src.Root, p.dst.Root, "an")
+
+	rows, err := p.dst.Root.Query("SHOW BINARY LOGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for rows.Next() {
+		var name string
+		var size any
+		if err := rows.Scan(&name, &size); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, name)
+	}
+	rows.Close()
+	longest, annotations := 0, 0
+	for _, f := range files {
+		ev, err := p.dst.Root.Query("SHOW BINLOG EVENTS IN '" + f + "'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := ev.Columns()
+		for ev.Next() {
+			vals := make([]sql.RawBytes, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := ev.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			if string(vals[2]) == "Annotate_rows" {
+				annotations++
+				longest = max(longest, len(vals[5]))
+			}
+		}
+		ev.Close()
+	}
+	if annotations < 300 {
+		t.Fatalf("%d annotations on the target, want one per applied statement (300): the test does not exercise annotating", annotations)
+	}
+	if longest > 4096 {
+		t.Fatalf("longest annotation %d bytes: a BINLOG statement carried more than one source statement", longest)
+	}
+	t.Logf("%d annotations, longest %d bytes", annotations, longest)
 }

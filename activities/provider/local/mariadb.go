@@ -73,6 +73,9 @@ func (m *MariaDB) Process() Process {
 		"--binlog-row-image=FULL",
 		"--binlog-row-metadata=FULL",
 		"--log-slave-updates=ON",
+		// Drover's applier replays row events with BINLOG statements; an
+		// annotation would copy each statement's whole text into the binlog.
+		"--binlog-annotate-row-events=OFF",
 		"--gtid-strict-mode=ON",
 		"--binlog-expire-logs-seconds=604800",
 		"--read-only=ON",
