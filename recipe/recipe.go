@@ -46,7 +46,8 @@ const (
 const (
 	// ProbeHTTP requests Probe.Target (a path) on every app endpoint of each site.
 	ProbeHTTP = "http"
-	// ProbeTCP connects to the "db" or "app" endpoint of each site.
+	// ProbeTCP connects to the "db" or "app" endpoint of each site, or to a
+	// literal host:port.
 	ProbeTCP = "tcp"
 	// ProbeMySQL logs in to each site's database and runs a trivial query.
 	ProbeMySQL = "mysql"
@@ -182,7 +183,8 @@ type TSIG struct {
 //
 // Target depends on Kind: http: a URL path starting with "/" requested on
 // every site's app endpoints (e.g. "/healthz"); tcp: "db" or "app" (which
-// endpoint of each site to connect to); mysql: "" or "db"; dns: "" (meaning
+// endpoint of each site to connect to) or a literal host:port (a dependency
+// checked from every site); mysql: "" or "db"; dns: "" (meaning
 // DNS.Record) or an FQDN.
 type Probe struct {
 	Kind              string   `yaml:"kind" json:"kind"` // http | tcp | mysql | dns

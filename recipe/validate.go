@@ -321,8 +321,8 @@ func (v *validator) probes() {
 				v.add(tp, `must be a URL path starting with "/"`)
 			}
 		case ProbeTCP:
-			if pr.Target != "db" && pr.Target != "app" {
-				v.add(tp, "must be db or app")
+			if pr.Target != "db" && pr.Target != "app" && !validHostPort(pr.Target) {
+				v.add(tp, "must be db, app or host:port")
 			}
 		case ProbeMySQL:
 			if pr.Target != "" && pr.Target != "db" {
@@ -456,6 +456,13 @@ func splitHostPort(s string) (string, int, error) {
 		return "", 0, fmt.Errorf("port %q is not a number", ps)
 	}
 	return host, port, nil
+}
+
+// validHostPort reports whether s is "host:port" with a valid host and a
+// port 1-65535.
+func validHostPort(s string) bool {
+	host, port, err := splitHostPort(s)
+	return err == nil && validHost(host) && port >= 1 && port <= 65535
 }
 
 // isURLPath reports whether s is an absolute URL path, optionally with a

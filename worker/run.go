@@ -16,6 +16,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 
+	"github.com/drover-sre/drover/activities/dbadmin"
+	"github.com/drover-sre/drover/activities/dns"
 	"github.com/drover-sre/drover/activities/probe"
 	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/activities/replicate"
@@ -101,6 +103,8 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bins local.Binaries, c client.Client) {
 	w.RegisterActivity(&replicate.Activities{Signaler: c})
 	w.RegisterActivity(&probe.Activities{HTTP: &http.Client{Timeout: 10 * time.Second}, Vantage: site})
+	w.RegisterActivity(&dbadmin.Activities{})
+	w.RegisterActivity(&dns.Activities{})
 	// Only the lifecycle methods (StartSite, StopSite, KillSite, SiteStatus)
 	// have activity signatures; helpers such as SiteDir are skipped.
 	w.RegisterActivityWithOptions(&local.Provider{StateDir: stateDir, Bins: bins},

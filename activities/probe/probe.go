@@ -1,7 +1,13 @@
 // Package probe holds the health-probe activities. A probe reports what it
-// observed — an unreachable database is a result, not an activity failure —
-// so that a status runbook can always produce its table. Probes run on a
-// site's task queue: the vantage point is the worker of that site.
+// observed — an unreachable database, a refused connection, a wrong DNS
+// answer is a result, not an activity failure — so that a status runbook
+// can always produce its table and a health monitor can count failures
+// against thresholds. Probes run on a site's task queue: the vantage point
+// is the worker of that site, named in every result.
+//
+// ProbeDB and ProbeApp serve the status table; ProbeHTTP, ProbeTCP,
+// ProbeMySQL and ProbeDNS are the single checks a health monitor runs for
+// each Target that ExpandTargets derives from a recipe's probes list.
 package probe
 
 import (
@@ -13,12 +19,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/drover-sre/drover/activities/internal/sitedb"
 	"github.com/drover-sre/drover/recipe"
 )
 
@@ -58,44 +64,45 @@ type DBProbeResult struct {
 // identity and GTID position.
 func (a *Activities) ProbeDB(ctx context.Context, in DBProbeInput) (DBProbeResult, error) {
 	s := in.Site
-	host := s.DB.Host
-	if host == "" {
-		host = s.Address
-	}
-	res := DBProbeResult{Site: s.Name, Vantage: a.Vantage, Address: net.JoinHostPort(host, strconv.Itoa(s.DB.Port))}
+	res := DBProbeResult{Site: s.Name, Vantage: a.Vantage, Address: sitedb.Addr(s)}
 	timeout := in.Timeout
 	if timeout <= 0 {
 		timeout = 3 * time.Second
 	}
-	pw, err := s.DB.Password.Resolve()
-	if err != nil {
-		res.Error = "db.password: " + err.Error()
-		return res, nil
+	var ro int
+	res.LatencyMS, res.Error = withDB(ctx, s, timeout, func(qctx context.Context, db *sql.DB) error {
+		return db.QueryRowContext(qctx,
+			"SELECT @@global.read_only, @@version, @@global.server_id, @@global.gtid_domain_id, @@global.gtid_binlog_pos").
+			Scan(&ro, &res.Version, &res.ServerID, &res.GTIDDomainID, &res.GTIDBinlogPos)
+	})
+	res.Reachable, res.ReadOnly = res.Error == "", res.Error == "" && ro != 0
+	return res, nil
+}
+
+// withDB opens the site's database with its admin account and runs q
+// within timeout. It returns q's latency and, on failure, a short reason:
+// "db.password: ..." when the secret cannot be resolved (naming the
+// reference, never a value), else the driver's or network's error.
+func withDB(ctx context.Context, s recipe.Site, timeout time.Duration, q func(context.Context, *sql.DB) error) (latencyMS int64, errMsg string) {
+	db, err := sitedb.Open(s, sitedb.Admin(s), timeout, timeout)
+	var ce *sitedb.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		return 0, "db.password: " + ce.Err.Error()
+	case err != nil:
+		return 0, err.Error()
 	}
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = s.DB.User, pw, "tcp", res.Address
-	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = timeout, timeout, timeout
-	conn, err := mysql.NewConnector(cfg)
-	if err != nil {
-		res.Error = err.Error()
-		return res, nil
-	}
-	db := sql.OpenDB(conn)
 	defer db.Close()
+	db.SetMaxOpenConns(1)
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	var ro int
-	err = db.QueryRowContext(qctx,
-		"SELECT @@global.read_only, @@version, @@global.server_id, @@global.gtid_domain_id, @@global.gtid_binlog_pos").
-		Scan(&ro, &res.Version, &res.ServerID, &res.GTIDDomainID, &res.GTIDBinlogPos)
-	res.LatencyMS = time.Since(start).Milliseconds()
+	err = q(qctx, db)
+	latencyMS = time.Since(start).Milliseconds()
 	if err != nil {
-		res.Error = describeDBError(err)
-		return res, nil
+		return latencyMS, describeDBError(err)
 	}
-	res.Reachable, res.ReadOnly = true, ro != 0
-	return res, nil
+	return latencyMS, ""
 }
 
 // AppProbeInput names the site whose application endpoints are probed.
@@ -108,7 +115,7 @@ type AppProbeInput struct {
 // EndpointResult is one HTTP probe of one endpoint.
 type EndpointResult struct {
 	URL        string `json:"url"`
-	Up         bool   `json:"up"` // answered 2xx
+	Up         bool   `json:"up"` // answered 2xx (or the expected status, and the expected body)
 	StatusCode int    `json:"status_code,omitempty"`
 	LatencyMS  int64  `json:"latency_ms"`
 	// Writable is the demo app's own verdict on its database (from the
@@ -150,12 +157,23 @@ func (a *Activities) ProbeApp(ctx context.Context, in AppProbeInput) (AppProbeRe
 		hc = &http.Client{Timeout: timeout}
 	}
 	for _, ep := range in.Site.App.Endpoints {
-		res.Endpoints = append(res.Endpoints, probeURL(ctx, hc, strings.TrimSuffix(ep, "/")+path, timeout))
+		res.Endpoints = append(res.Endpoints, probeURL(ctx, hc, endpointURL(ep, path), timeout, 0, ""))
 	}
 	return res, nil
 }
 
-func probeURL(ctx context.Context, hc *http.Client, url string, timeout time.Duration) EndpointResult {
+// endpointURL joins an app endpoint ("http://host:port" or with "/") and a path.
+func endpointURL(endpoint, path string) string {
+	return strings.TrimSuffix(endpoint, "/") + path
+}
+
+// maxBody bounds how much of a response body a probe reads.
+const maxBody = 1 << 20
+
+// probeURL GETs url within timeout. The endpoint is up when it answers
+// expect (0: any 2xx) and, if contains is set, its body (first maxBody
+// bytes) contains it.
+func probeURL(ctx context.Context, hc *http.Client, url string, timeout time.Duration, expect int, contains string) EndpointResult {
 	r := EndpointResult{URL: url}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -172,10 +190,18 @@ func probeURL(ctx context.Context, hc *http.Client, url string, timeout time.Dur
 		return r
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	r.LatencyMS = time.Since(start).Milliseconds()
 	r.StatusCode = resp.StatusCode
-	r.Up = resp.StatusCode >= 200 && resp.StatusCode < 300
+	if expect == 0 {
+		r.Up = resp.StatusCode >= 200 && resp.StatusCode < 300
+	} else {
+		r.Up = resp.StatusCode == expect
+	}
+	if r.Up && contains != "" && !strings.Contains(string(body), contains) {
+		r.Up = false
+		r.Error = fmt.Sprintf("body does not contain %q", contains)
+	}
 	var health struct {
 		DB *struct {
 			Writable *bool  `json:"writable"`
@@ -184,7 +210,7 @@ func probeURL(ctx context.Context, hc *http.Client, url string, timeout time.Dur
 	}
 	if json.Unmarshal(body, &health) == nil && health.DB != nil {
 		r.Writable = health.DB.Writable
-		if !r.Up && health.DB.Error != "" {
+		if !r.Up && r.Error == "" && health.DB.Error != "" {
 			r.Error = "app reports db: " + health.DB.Error
 		}
 	}
