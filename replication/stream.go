@@ -248,6 +248,58 @@ func ResumePosition(ctx context.Context, target *sql.Conn, stream string, target
 	return pos, nil
 }
 
+// appliedOnSource is what the source has applied as the target of Drover
+// streams: the merge of its checkpoints (none when it never was a target).
+func appliedOnSource(ctx context.Context, source *sql.DB) (Position, error) {
+	rows, err := source.QueryContext(ctx, "SELECT gtid FROM drover.replication_checkpoint")
+	if err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && (me.Number == 1146 || me.Number == 1049) {
+			return Position{}, nil
+		}
+		return nil, classify("read the source's checkpoints", err)
+	}
+	defer rows.Close()
+	seen := Position{}
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return nil, classify("read the source's checkpoints", err)
+		}
+		p, err := ParsePosition(g)
+		if err != nil {
+			return nil, &Error{Kind: KindConfig, Op: "read the source's checkpoints", Err: err}
+		}
+		seen = seen.Merge(p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify("read the source's checkpoints", err)
+	}
+	return seen, nil
+}
+
+// clampToSource handles a source that was itself a Drover target — the new
+// primary after a switchover, streaming back to the old one. It applied
+// its inbound streams in groups, each written to its binlog under the
+// group's first GTID, so its binlog may end at 1-1-90 in a domain where the
+// target is at 1-1-100 and the source's checkpoint says it has all of them.
+// Asking the source for "after 1-1-100" would fail (not in its binlog); in
+// such a domain, where the target is ahead of the source's binlog but not of
+// what the source applied, the stream asks for "after the source's last
+// GTID", which holds nothing the target lacks. A target ahead of what the
+// source ever had is left alone: those are transactions only the target
+// has (errant), and the source refuses the position.
+func clampToSource(resume, srcBinlog, srcApplied Position) Position {
+	out := resume.Clone()
+	for d, g := range resume {
+		last, ok := srcBinlog[d]
+		if ok && g.Seq > last.Seq && srcApplied.Contains(g) {
+			out[d] = last
+		}
+	}
+	return out
+}
+
 type event struct {
 	ev  *replication.BinlogEvent
 	err error
@@ -316,6 +368,13 @@ func (s *Streamer) runOnce(ctx context.Context) (progressed bool, err error) {
 	resume, err := ResumePosition(ctx, conn, cfg.Stream, targetPos, sourceDomains, start)
 	if err != nil {
 		return false, err
+	}
+	if seen, err := appliedOnSource(ctx, source); err != nil {
+		return false, err
+	} else if clamped := clampToSource(resume, srcPos, seen); !clamped.Equal(resume) {
+		cfg.Logger.Info("resume position clamped to the source's binlog: the source received these transactions in groups",
+			"stream", cfg.Stream, "target_has", resume.String(), "resume_from", clamped.String())
+		resume = clamped
 	}
 	s.recordErrant(targetPos, sourceDomains)
 
