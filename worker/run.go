@@ -97,11 +97,15 @@ func run(cfg Config, z *zap.Logger) error {
 func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(workflows.SiteStatus, workflow.RegisterOptions{Name: "SiteStatus"})
 	w.RegisterWorkflowWithOptions(workflows.ReplicationSupervisor, workflow.RegisterOptions{Name: "ReplicationSupervisor"})
+	w.RegisterWorkflowWithOptions(workflows.Switchover, workflow.RegisterOptions{Name: "Switchover"})
+	w.RegisterWorkflowWithOptions(workflows.Failover, workflow.RegisterOptions{Name: "Failover"})
+	w.RegisterWorkflowWithOptions(workflows.Failback, workflow.RegisterOptions{Name: "Failback"})
 }
 
 // RegisterSiteActivities registers the activities that run at a site.
 func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bins local.Binaries, c client.Client) {
 	w.RegisterActivity(&replicate.Activities{Signaler: c})
+	w.RegisterActivity(&replicate.Control{Client: c})
 	w.RegisterActivity(&probe.Activities{HTTP: &http.Client{Timeout: 10 * time.Second}, Vantage: site})
 	w.RegisterActivity(&dbadmin.Activities{})
 	w.RegisterActivity(&dns.Activities{})

@@ -30,10 +30,10 @@ const (
 
 // Update and query names of ReplicationSupervisor.
 const (
-	ReplicationStatusQuery = "status"
+	ReplicationStatusQuery = replicate.SupervisorStatusQuery
 	ReplicationPause       = "pause"
 	ReplicationResume      = "resume"
-	ReplicationStop        = "stop"
+	ReplicationStop        = replicate.SupervisorStopUpdate
 )
 
 // ReplicationInput starts a supervisor. Carry is filled by the workflow

@@ -1,0 +1,280 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drover-sre/drover/activities/dbadmin"
+	"github.com/drover-sre/drover/activities/dns"
+	"github.com/drover-sre/drover/activities/provider/local"
+	"github.com/drover-sre/drover/activities/replicate"
+	"github.com/drover-sre/drover/recipe"
+)
+
+// Failover makes in.To the primary when in.From is (or may be) gone:
+// pre-checks on the standby → approval (optional) → fence the old primary
+// (read_only=ON if its database answers; stop its processes through its
+// provider) → remove it from DNS → stop the stream, recording the last
+// transaction applied (the RPO point) → promote the standby → point DNS at
+// it and wait for every authoritative server → check the application.
+// The old primary stays fenced: its database restarts read-only and DNS no
+// longer names it; transactions it had that the standby lacks are listed
+// as errant when it can be asked. Failback brings it back. There is no
+// rollback: the old primary is presumed lost; a failed step is reported.
+func Failover(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
+	rb, r, err := newRunbook(ctx, RunbookFailover, &in)
+	if err != nil {
+		return RunbookReport{}, err
+	}
+	m := newMove(rb, r, in)
+	if err := m.failoverPrechecks(); err != nil {
+		return rb.finish(OutcomeAborted, err), nil
+	}
+	rb.rep.Plan = []string{
+		fmt.Sprintf("fence %s: read_only=ON if it answers, stop its processes through its provider (%s)", m.from.Name, m.from.Provider),
+		fmt.Sprintf("remove %s from %s", m.from.Address, r.DNS.Record),
+		fmt.Sprintf("stop replication %s → %s and record the last transaction applied", m.from.Name, m.to.Name),
+		fmt.Sprintf("promote %s: read_only=OFF", m.to.Name),
+		fmt.Sprintf("point %s at %s and wait for every authoritative server", r.DNS.Record, m.to.Address),
+		fmt.Sprintf("check %s's application through the new address (/healthz writable)", m.to.Name),
+	}
+	if in.DryRun {
+		return rb.finish(OutcomeDryRun, nil), nil
+	}
+	if err := rb.approval(in); err != nil {
+		return rb.finish(OutcomeAborted, err), nil
+	}
+	m.fenceOld()
+	if err := rb.step("dns remove", m.from.Name, func(ctx workflow.Context) (string, error) {
+		var res dns.RemoveResult
+		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "remove "+m.from.Address+" from "+r.DNS.Record, shortCall, pickUpTimeout, 5),
+			dnsA.DNSRemove, dns.RemoveInput{DNS: r.DNS, Addr: m.from.Address}).Get(ctx, &res)
+		return fmt.Sprintf("%v → %v (changed: %t)", res.Previous, res.Addrs, res.Changed), err
+	}); err != nil {
+		return rb.finish(OutcomeFailed, err), nil
+	}
+	if err := m.stopStream(m.from.Name, m.to.Name); err != nil {
+		return rb.finish(OutcomeFailed, err), nil
+	}
+	m.recordApplied()
+	if err := m.promote(); err != nil {
+		return rb.finish(OutcomeFailed, err), nil
+	}
+	rb.undo = nil // no rollback to a lost primary
+	if err := m.pointDNS(); err != nil {
+		return rb.finish(OutcomeFailed, err), nil
+	}
+	if err := m.waitDNS(); err != nil {
+		return rb.finish(OutcomeFailed, err), nil
+	}
+	if err := m.postCheck(); err != nil {
+		return rb.finish(OutcomeFailed, err), nil
+	}
+	m.errant(true)
+	return rb.finish(OutcomeCompleted, nil), nil
+}
+
+// failoverPrechecks: the standby's database answers. The old primary is
+// asked too, for the report, but its silence is expected.
+func (m *move) failoverPrechecks() error {
+	return m.rb.step("pre-checks", "", func(ctx workflow.Context) (string, error) {
+		var dst dbadmin.StateResult
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "state of "+m.to.Name, shortCall, pickUpTimeout, 3),
+			dbA.DBState, dbadmin.StateInput{Site: m.to}).Get(ctx, &dst); err != nil {
+			return "", err
+		}
+		var st replicate.StreamState
+		id := m.streamID(m.from.Name, m.to.Name)
+		_ = workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "stream "+id, shortCall, pickUpTimeout, 2),
+			ctlA.StreamState, replicate.StreamRef{WorkflowID: id}).Get(ctx, &st)
+		return fmt.Sprintf("%s answers (read_only=%t, %s); stream %s: %s, last applied %s committed at the source %s",
+			m.to.Name, dst.ReadOnly, dst.GTIDBinlogPos, id, orText(st.State, "not running"), orText(st.Progress.LastGTID, "?"),
+			st.Progress.LastSourceCommit.Format(time.RFC3339)), nil
+	})
+}
+
+// fenceOld stops the old primary from taking writes by every means that
+// still works, and records what did: read_only=ON when its database
+// answers, and its processes stopped through its provider. Neither failing
+// stops the failover — the old site is presumed dead — but the report says
+// whether the old primary is confirmed fenced.
+func (m *move) fenceOld() {
+	rb := m.rb
+	var fence dbadmin.FenceResult
+	err := rb.step("fence database", m.from.Name, func(ctx workflow.Context) (string, error) {
+		err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "fence "+m.from.Name, 30*time.Second, deadPickUpTimeout, 1),
+			dbA.DBFence, dbadmin.FenceInput{Site: m.from}).Get(ctx, &fence)
+		return fmt.Sprintf("read_only=ON at %s", fence.FinalGTID), err
+	})
+	if err == nil {
+		rb.rep.RPO.FinalGTID = fence.FinalGTID
+	}
+	if m.from.Provider != recipe.ProviderLocal {
+		rb.skip("fence by provider", m.from.Name, "the "+m.from.Provider+" provider cannot stop instances yet; relying on DNS removal")
+		return
+	}
+	_ = rb.step("fence by provider", m.from.Name, func(ctx workflow.Context) (string, error) {
+		var st local.SiteState
+		err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "stop "+m.from.Name+"'s processes", 2*time.Minute, deadPickUpTimeout, 2),
+			localA.StopSite, local.SiteInput{Site: m.from}).Get(ctx, &st)
+		if err != nil {
+			return "the site's worker did not answer: its processes may still run; DNS removal and read-only start keep it out", err
+		}
+		return "database and application stopped", nil
+	})
+}
+
+// recordApplied fills the RPO point from what the stream had applied.
+func (m *move) recordApplied() {
+	_ = m.rb.step("record rpo point", m.to.Name, func(ctx workflow.Context) (string, error) {
+		var dst dbadmin.StateResult
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "state of "+m.to.Name, shortCall, pickUpTimeout, 3),
+			dbA.DBState, dbadmin.StateInput{Site: m.to}).Get(ctx, &dst); err != nil {
+			return "", err
+		}
+		stream := replicate.StreamName(m.r.App, m.from.Name, m.to.Name)
+		rpo := &m.rb.rep.RPO
+		for _, c := range dst.Checkpoints {
+			if c.Stream == stream {
+				rpo.AppliedGTID = c.GTID
+				if !c.SourceTS.IsZero() {
+					rpo.LastSourceCommit = c.SourceTS
+				}
+			}
+		}
+		if rpo.FinalGTID != "" {
+			if n, ok := positionBehind(rpo.AppliedGTID, rpo.FinalGTID); ok {
+				rpo.LostTransactions, rpo.Exact = n, true
+			}
+		}
+		if !rpo.LastSourceCommit.IsZero() && !rpo.Exact {
+			rpo.LostSeconds = m.rb.rep.DetectedAt.Sub(rpo.LastSourceCommit).Seconds()
+			if rpo.LostSeconds < 0 {
+				rpo.LostSeconds = 0
+			}
+		}
+		return fmt.Sprintf("applied %s (source commit %s); old primary final %s", orText(rpo.AppliedGTID, "nothing"),
+			rpo.LastSourceCommit.Format(time.RFC3339Nano), orText(rpo.FinalGTID, "unknown")), nil
+	})
+}
+
+// errant asks the old primary (if it answers) what it has that the new one
+// lacks. optional: the old primary may well be down.
+func (m *move) errant(optional bool) (dbadmin.ErrantResult, error) {
+	var res dbadmin.ErrantResult
+	pick := pickUpTimeout
+	attempts := int32(3)
+	if optional {
+		pick, attempts = deadPickUpTimeout, 1
+	}
+	err := m.rb.step("errant transactions", m.from.Name, func(ctx workflow.Context) (string, error) {
+		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "errant transactions of "+m.from.Name, shortCall, pick, attempts),
+			dbA.DBErrant, dbadmin.ErrantInput{Old: m.from, New: m.to}).Get(ctx, &res)
+		if err != nil {
+			if optional {
+				return "old primary did not answer: errant transactions are listed by failback", err
+			}
+			return "", err
+		}
+		m.rb.rep.Errant, m.rb.rep.ErrantCount = res.Errant, res.Count
+		if res.Count > 0 {
+			rpo := &m.rb.rep.RPO
+			rpo.LostTransactions, rpo.Exact = res.Count, res.CountExact
+		}
+		return fmt.Sprintf("%d errant (%s)", res.Count, orText(res.Errant, "none")), nil
+	})
+	return res, err
+}
+
+// Failback brings the old primary (in.To) back after a failover: pre-checks
+// (the current primary in.From answers and is writable; the old site is
+// started read-only) → errant check (by default a site with transactions
+// the current primary never received is not brought back: the report lists
+// them; it must be re-cloned) → approval (optional) → replicate current →
+// old and wait until it has caught up → a switchover back, with RPO 0.
+func Failback(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
+	rb, r, err := newRunbook(ctx, RunbookFailback, &in)
+	if err != nil {
+		return RunbookReport{}, err
+	}
+	m := newMove(rb, r, in)
+	// The old site: started (read-only) if it is local and down.
+	if m.to.Provider == recipe.ProviderLocal {
+		if err := rb.step("start old site", m.to.Name, func(ctx workflow.Context) (string, error) {
+			var st local.SiteState
+			err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "start "+m.to.Name+" (read-only)", 5*time.Minute, pickUpTimeout, 3),
+				localA.StartSite, local.SiteInput{Site: m.to}).Get(ctx, &st)
+			return "database (read_only=ON) and application running", err
+		}); err != nil {
+			return rb.finish(OutcomeAborted, err), nil
+		}
+	}
+	var dst dbadmin.StateResult
+	if err := rb.step("pre-checks", "", func(ctx workflow.Context) (string, error) {
+		var src dbadmin.StateResult
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "state of "+m.from.Name, shortCall, pickUpTimeout, 3),
+			dbA.DBState, dbadmin.StateInput{Site: m.from}).Get(ctx, &src); err != nil {
+			return "", err
+		}
+		if src.ReadOnly {
+			return "", fmt.Errorf("from: %s is read-only: it is not the primary", m.from.Name)
+		}
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "state of "+m.to.Name, shortCall, pickUpTimeout, 3),
+			dbA.DBState, dbadmin.StateInput{Site: m.to}).Get(ctx, &dst); err != nil {
+			return "", err
+		}
+		if !dst.ReadOnly {
+			return "", fmt.Errorf("to: %s is writable: two writable sites must be resolved by hand first", m.to.Name)
+		}
+		return fmt.Sprintf("%s writable at %s; %s read-only at %s", m.from.Name, src.GTIDBinlogPos, m.to.Name, dst.GTIDBinlogPos), nil
+	}); err != nil {
+		return rb.finish(OutcomeAborted, err), nil
+	}
+	// Errant: what the returning site has that the current primary lacks.
+	back := &move{rb: rb, r: r, in: in, from: m.to, to: m.from}
+	res, err := back.errant(false)
+	if err != nil {
+		return rb.finish(OutcomeAborted, err), nil
+	}
+	if res.Count > 0 {
+		return rb.finish(OutcomeAborted, fmt.Errorf(
+			"%s has %d transaction(s) %s never received (%s): it cannot follow %s; re-clone it (or discard them by hand) and run failback again",
+			m.to.Name, res.Count, m.from.Name, res.Errant, m.from.Name)), nil
+	}
+	rb.rep.Plan = append([]string{
+		fmt.Sprintf("start replication %s → %s and wait until %s has caught up", m.from.Name, m.to.Name, m.to.Name),
+	}, m.switchoverPlan()...)
+	if in.DryRun {
+		return rb.finish(OutcomeDryRun, nil), nil
+	}
+	if err := rb.approval(in); err != nil {
+		return rb.finish(OutcomeAborted, err), nil
+	}
+	if err := rb.step("start replication", m.to.Name, func(ctx workflow.Context) (string, error) {
+		return m.startStream(ctx, m.from.Name, m.to.Name)
+	}); err != nil {
+		return rb.finish(OutcomeFailed, err), nil
+	}
+	if err := rb.step("catch-up", m.to.Name, func(ctx workflow.Context) (string, error) {
+		var src dbadmin.StateResult
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "state of "+m.from.Name, shortCall, pickUpTimeout, 3),
+			dbA.DBState, dbadmin.StateInput{Site: m.from}).Get(ctx, &src); err != nil {
+			return "", err
+		}
+		timeout := orDefault(in.CatchUpTimeout, defaultCatchUp)
+		var w dbadmin.WaitAppliedResult
+		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "wait for "+src.GTIDBinlogPos+" at "+m.to.Name, timeout+time.Minute, pickUpTimeout, 3),
+			dbA.DBWaitApplied, dbadmin.WaitAppliedInput{Target: m.to, Stream: replicate.StreamName(r.App, m.from.Name, m.to.Name),
+				Want: src.GTIDBinlogPos, Timeout: recipe.Duration(timeout)}).Get(ctx, &w)
+		return fmt.Sprintf("applied %s in %s", w.Applied, w.Waited.D().Round(time.Millisecond)), err
+	}); err != nil {
+		return rb.finish(OutcomeFailed, err), nil
+	}
+	// The switchover back; its own pre-checks again (the stream must run).
+	if err := m.switchoverPrechecks(); err != nil {
+		return rb.finish(OutcomeFailed, err), nil
+	}
+	return m.switchover(), nil
+}
