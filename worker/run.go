@@ -100,6 +100,7 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(workflows.Switchover, workflow.RegisterOptions{Name: "Switchover"})
 	w.RegisterWorkflowWithOptions(workflows.Failover, workflow.RegisterOptions{Name: "Failover"})
 	w.RegisterWorkflowWithOptions(workflows.Failback, workflow.RegisterOptions{Name: "Failback"})
+	w.RegisterWorkflowWithOptions(workflows.HealthMonitor, workflow.RegisterOptions{Name: "HealthMonitor"})
 }
 
 // RegisterSiteActivities registers the activities that run at a site.
