@@ -49,9 +49,11 @@ func Failover(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 	m.fenceOld()
 	if err := rb.step("dns remove", m.from.Name, func(ctx workflow.Context) (string, error) {
 		var res dns.RemoveResult
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "remove "+m.from.Address+" from "+r.DNS.Record, shortCall, pickUpTimeout, 5),
-			dnsA.DNSRemove, dns.RemoveInput{DNS: r.DNS, Addr: m.from.Address}).Get(ctx, &res)
-		return fmt.Sprintf("%v → %v (changed: %t)", res.Previous, res.Addrs, res.Changed), err
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "remove "+m.from.Address+" from "+r.DNS.Record, shortCall, pickUpTimeout, 5),
+			dnsA.DNSRemove, dns.RemoveInput{DNS: r.DNS, Addr: m.from.Address}).Get(ctx, &res); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%v → %v (changed: %t)", res.Previous, res.Addrs, res.Changed), nil
 	}); err != nil {
 		return rb.finish(OutcomeFailed, err), nil
 	}
@@ -104,9 +106,11 @@ func (m *move) fenceOld() {
 	rb := m.rb
 	var fence dbadmin.FenceResult
 	err := rb.step("fence database", m.from.Name, func(ctx workflow.Context) (string, error) {
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "fence "+m.from.Name, 30*time.Second, deadPickUpTimeout, 1),
-			dbA.DBFence, dbadmin.FenceInput{Site: m.from}).Get(ctx, &fence)
-		return fmt.Sprintf("read_only=ON at %s", fence.FinalGTID), err
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "fence "+m.from.Name, 30*time.Second, deadPickUpTimeout, 1),
+			dbA.DBFence, dbadmin.FenceInput{Site: m.from}).Get(ctx, &fence); err != nil {
+			return "database unreachable (expected when the site is down)", err
+		}
+		return fmt.Sprintf("read_only=ON at %s", fence.FinalGTID), nil
 	})
 	if err == nil {
 		rb.rep.RPO.FinalGTID = fence.FinalGTID
@@ -204,9 +208,11 @@ func Failback(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 	if m.to.Provider == recipe.ProviderLocal {
 		if err := rb.step("start old site", m.to.Name, func(ctx workflow.Context) (string, error) {
 			var st local.SiteState
-			err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "start "+m.to.Name+" (read-only)", 5*time.Minute, pickUpTimeout, 3),
-				localA.StartSite, local.SiteInput{Site: m.to}).Get(ctx, &st)
-			return "database (read_only=ON) and application running", err
+			if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "start "+m.to.Name+" (read-only)", 5*time.Minute, pickUpTimeout, 3),
+				localA.StartSite, local.SiteInput{Site: m.to}).Get(ctx, &st); err != nil {
+				return "", err
+			}
+			return "database (read_only=ON) and application running", nil
 		}); err != nil {
 			return rb.finish(OutcomeAborted, err), nil
 		}
@@ -265,10 +271,12 @@ func Failback(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 		}
 		timeout := orDefault(in.CatchUpTimeout, defaultCatchUp)
 		var w dbadmin.WaitAppliedResult
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "wait for "+src.GTIDBinlogPos+" at "+m.to.Name, timeout+time.Minute, pickUpTimeout, 3),
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "wait for "+src.GTIDBinlogPos+" at "+m.to.Name, timeout+time.Minute, pickUpTimeout, 3),
 			dbA.DBWaitApplied, dbadmin.WaitAppliedInput{Target: m.to, Stream: replicate.StreamName(r.App, m.from.Name, m.to.Name),
-				Want: src.GTIDBinlogPos, Timeout: recipe.Duration(timeout)}).Get(ctx, &w)
-		return fmt.Sprintf("applied %s in %s", w.Applied, w.Waited.D().Round(time.Millisecond)), err
+				Want: src.GTIDBinlogPos, Timeout: recipe.Duration(timeout)}).Get(ctx, &w); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("applied %s in %s", w.Applied, w.Waited.D().Round(time.Millisecond)), nil
 	}); err != nil {
 		return rb.finish(OutcomeFailed, err), nil
 	}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -223,13 +224,15 @@ func (rb *runbook) step(name, site string, fn func(ctx workflow.Context) (string
 	s := &rb.rep.Steps[i]
 	s.Ended, s.Detail, s.Outcome = workflow.Now(rb.ctx), detail, StepOK
 	if err != nil {
+		// A failing step's detail is what it wants said besides the error
+		// (what the failure means); never its success summary.
 		s.Outcome = StepFailed
 		if s.Detail != "" {
 			s.Detail += ": "
 		}
 		s.Detail += errorMessage(err)
 		rb.logger.Warn("runbook step failed", "runbook", rb.rep.Runbook, "step", name, "site", site, "error", err)
-		return fmt.Errorf("%s %s: %w", name, site, err)
+		return errors.New(strings.TrimSpace(name+" "+site) + ": " + errorMessage(err))
 	}
 	rb.logger.Info("runbook step done", "runbook", rb.rep.Runbook, "step", name, "site", site, "detail", detail)
 	return nil
@@ -345,11 +348,16 @@ func commentSuffix(c string) string {
 	return ": " + c
 }
 
-// errorMessage is an error's message without Temporal's wrapping noise.
+// errorMessage is an error's message without Temporal's wrapping noise:
+// what the activity (or workflow code) said, not the chain of wrappers.
 func errorMessage(err error) string {
 	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) {
-		return ae.Error()
+	if errors.As(err, &ae) && ae.Message() != "" {
+		return ae.Message()
+	}
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) {
+		return "timed out (" + te.TimeoutType().String() + "): the site's worker did not answer in time"
 	}
 	return err.Error()
 }

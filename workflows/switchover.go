@@ -140,9 +140,11 @@ func (m *move) switchover() RunbookReport {
 	rb := m.rb
 	var fence dbadmin.FenceResult
 	err := rb.step("fence", m.from.Name, func(ctx workflow.Context) (string, error) {
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "fence "+m.from.Name, shortCall, pickUpTimeout, 3),
-			dbA.DBFence, dbadmin.FenceInput{Site: m.from}).Get(ctx, &fence)
-		return fmt.Sprintf("read_only=ON at %s, %d client connection(s) killed", fence.FinalGTID, len(fence.Killed)), err
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "fence "+m.from.Name, shortCall, pickUpTimeout, 3),
+			dbA.DBFence, dbadmin.FenceInput{Site: m.from}).Get(ctx, &fence); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("read_only=ON at %s, %d client connection(s) killed", fence.FinalGTID, len(fence.Killed)), nil
 	})
 	if err != nil {
 		return m.rollBack(err)
@@ -155,10 +157,12 @@ func (m *move) switchover() RunbookReport {
 	err = rb.step("catch-up", m.to.Name, func(ctx workflow.Context) (string, error) {
 		var w dbadmin.WaitAppliedResult
 		timeout := orDefault(m.in.CatchUpTimeout, defaultCatchUp)
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "wait for "+fence.FinalGTID+" at "+m.to.Name, timeout+time.Minute, pickUpTimeout, 3),
-			dbA.DBWaitApplied, dbadmin.WaitAppliedInput{Target: m.to, Stream: stream, Want: fence.FinalGTID, Timeout: recipe.Duration(timeout)}).Get(ctx, &w)
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "wait for "+fence.FinalGTID+" at "+m.to.Name, timeout+time.Minute, pickUpTimeout, 3),
+			dbA.DBWaitApplied, dbadmin.WaitAppliedInput{Target: m.to, Stream: stream, Want: fence.FinalGTID, Timeout: recipe.Duration(timeout)}).Get(ctx, &w); err != nil {
+			return "", err
+		}
 		rb.rep.RPO.AppliedGTID = w.Applied
-		return fmt.Sprintf("applied %s in %s", w.Applied, w.Waited.D().Round(time.Millisecond)), err
+		return fmt.Sprintf("applied %s in %s", w.Applied, w.Waited.D().Round(time.Millisecond)), nil
 	})
 	if err != nil {
 		return m.rollBack(err)
@@ -215,9 +219,11 @@ func (m *move) promoteFn(s recipe.Site) func(workflow.Context) error {
 func (m *move) promote() error {
 	err := m.rb.step("promote", m.to.Name, func(ctx workflow.Context) (string, error) {
 		var p dbadmin.PromoteResult
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "promote "+m.to.Name, shortCall, pickUpTimeout, 3),
-			dbA.DBPromote, dbadmin.PromoteInput{Site: m.to}).Get(ctx, &p)
-		return fmt.Sprintf("read_only=OFF at %s (changed: %t)", p.GTIDBinlogPos, p.Changed), err
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "promote "+m.to.Name, shortCall, pickUpTimeout, 3),
+			dbA.DBPromote, dbadmin.PromoteInput{Site: m.to}).Get(ctx, &p); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("read_only=OFF at %s (changed: %t)", p.GTIDBinlogPos, p.Changed), nil
 	})
 	if err == nil {
 		m.rb.onUndo("promote", m.to.Name, func(ctx workflow.Context) error {
@@ -232,9 +238,11 @@ func (m *move) promote() error {
 func (m *move) pointDNS() error {
 	err := m.rb.step("dns switch", m.to.Name, func(ctx workflow.Context) (string, error) {
 		var p dns.PointResult
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "point "+m.r.DNS.Record+" at "+m.to.Address, shortCall, pickUpTimeout, 5),
-			dnsA.DNSPoint, dns.PointInput{DNS: m.r.DNS, Addrs: []string{m.to.Address}}).Get(ctx, &p)
-		return fmt.Sprintf("%s: %v → %v (changed: %t)", p.Record, p.Previous, p.Addrs, p.Changed), err
+		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "point "+m.r.DNS.Record+" at "+m.to.Address, shortCall, pickUpTimeout, 5),
+			dnsA.DNSPoint, dns.PointInput{DNS: m.r.DNS, Addrs: []string{m.to.Address}}).Get(ctx, &p); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s: %v → %v (changed: %t)", p.Record, p.Previous, p.Addrs, p.Changed), nil
 	})
 	return err
 }
