@@ -2,7 +2,9 @@
 // queries them through Temporal, and runs the embedded local dev stack.
 //
 // Exit codes: 0 success; 1 operational error; 2 bad usage or invalid input
-// (nothing was started); 3 the command ran but found something down.
+// (nothing was started); 3 the command ran but found something down, or a
+// runbook ended other than completed (aborted, rolled back, failed) or had
+// its approval refused.
 package main
 
 import (
@@ -22,6 +24,15 @@ usage:
                                             run the SiteStatus workflow and print its table
   drover replication start|status|pause|resume|stop -f RECIPE [--from SITE --to SITE]
                                             run and steer the ReplicationSupervisor of each stream
+  drover switchover|failover|failback -f RECIPE --to SITE [--from SITE] [--app A] [--approve-by NAME]
+                  [--approval-timeout D] [--dry-run] [--max-lag D] [--catch-up-timeout D] [--dns-timeout D]
+                  [--reason TEXT] [--no-reverse] [--json] [--detach]
+                                            run a runbook (one per app at a time) and print its report
+  drover runbook status  --app A [--json]   the app's current (or last) runbook and its steps so far
+  drover runbook report  --app A [--run-id ID] [--json]
+                                            the report of the last (or given) runbook run
+  drover runbook approve --app A --by NAME [--reject] [--comment TEXT]
+                                            decide a runbook's approval gate
   drover dev up     [flags]                 start the local stack (Temporal, BIND9, sites, workers)
   drover dev down   [--state-dir DIR]       stop exactly what dev up started
   drover dev status [--state-dir DIR]       show the local stack's processes
@@ -57,6 +68,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDev(ctx, args[1:], stdout, stderr)
 	case "replication":
 		return cmdReplication(ctx, args[1:], stdout, stderr)
+	case "switchover", "failover", "failback":
+		return cmdRunbookStart(ctx, args[0], args[1:], stdout, stderr)
+	case "runbook":
+		return cmdRunbook(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "drover", version)
 		return 0

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -33,6 +34,63 @@ func TestReadmeReplicationInputIsValid(t *testing.T) {
 	if _, err := selectStreams(&in.Recipe, in.From, in.To); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The Switchover, Failover and Failback inputs documented in README.md
+// decode strictly into RunbookInput, carry exactly the example recipe
+// deploy/recipes/petclinic.yaml (defaults filled in), name sites of it as
+// the workflow requires, and sit under a summary naming the workflow type
+// the worker registers, the task queue and the workflow ID to use.
+func TestReadmeRunbookInputsAreValid(t *testing.T) {
+	want, err := recipe.Load(exampleRecipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{workflows.RunbookSwitchover, workflows.RunbookFailover, workflows.RunbookFailback} {
+		var in workflows.RunbookInput
+		readmeJSON(t, kind+"-input", &in)
+		if err := in.Recipe.Validate(); err != nil {
+			t.Fatalf("README %s input recipe: %v", kind, err)
+		}
+		if !reflect.DeepEqual(in.Recipe, *want) {
+			t.Errorf("README %s input: the recipe is not %s", kind, exampleRecipe)
+		}
+		if in.From == "" || in.To == "" {
+			t.Errorf("README %s input: name both from and to", kind)
+		}
+		if problems := runbookInputProblems(&in); len(problems) > 0 {
+			t.Errorf("README %s input: %v", kind, problems)
+		}
+		if in.ApprovalTimeout != 0 && in.ApproveBy == "" {
+			t.Errorf("README %s input: approval_timeout without approve_by", kind)
+		}
+		summary := readmeBefore(t, kind+"-input", "<summary>")
+		for _, w := range []string{"workflow type <code>" + runbookTypes[kind] + "</code>", "task queue <code>" + workflows.SharedTaskQueue + "</code>",
+			"workflow ID <code>" + workflows.RunbookWorkflowID(in.Recipe.App) + "</code>"} {
+			if !strings.Contains(summary, w) {
+				t.Errorf("README %s input: its summary lacks %q", kind, w)
+			}
+		}
+	}
+}
+
+// readmeBefore returns the README text between the last start before
+// <!-- marker --> and the marker.
+func readmeBefore(t *testing.T, marker, start string) string {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, ok := strings.Cut(string(b), "<!-- "+marker+" -->")
+	if !ok {
+		t.Fatalf("README.md lacks the %s block", marker)
+	}
+	i := strings.LastIndex(before, start)
+	if i < 0 {
+		t.Fatalf("README.md: no %s before the %s block", start, marker)
+	}
+	return before[i:]
 }
 
 // readmeJSON decodes, rejecting unknown fields, the ```json block that

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
@@ -21,6 +22,7 @@ import (
 	"github.com/drover-sre/drover/activities/probe"
 	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/activities/replicate"
+	"github.com/drover-sre/drover/worker/chaos"
 	"github.com/drover-sre/drover/worker/zaplog"
 	"github.com/drover-sre/drover/workflows"
 )
@@ -31,6 +33,10 @@ type Config struct {
 	StateDir  string
 	AppBinary string
 	LogLevel  string
+	// ChaosDir, from DROVER_CHAOS_DIR, turns on the chaos-testing hook:
+	// the worker kills itself at the points armed there (package chaos).
+	// Empty (always, outside chaos tests) leaves it off.
+	ChaosDir string
 }
 
 var siteName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
@@ -41,6 +47,11 @@ func (c *Config) check() error {
 		errs = append(errs, errors.New("--site: required (the name of the site this worker runs at)"))
 	} else if !siteName.MatchString(c.Site) {
 		errs = append(errs, fmt.Errorf("--site: %q must match %s", c.Site, siteName))
+	}
+	if c.ChaosDir != "" {
+		if err := chaos.CheckDir(c.ChaosDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.AppBinary == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -66,7 +77,12 @@ func run(cfg Config, z *zap.Logger) error {
 	}
 	defer c.Close()
 
-	shared := worker.New(c, workflows.SharedTaskQueue, worker.Options{})
+	var interceptors []interceptor.WorkerInterceptor
+	if cfg.ChaosDir != "" {
+		z.Warn("chaos-testing hook on: this worker kills itself at the points armed in "+cfg.ChaosDir, zap.String("env", chaos.EnvDir))
+		interceptors = append(interceptors, (&chaos.Hook{Dir: cfg.ChaosDir, Site: cfg.Site}).WorkerInterceptor())
+	}
+	shared := worker.New(c, workflows.SharedTaskQueue, worker.Options{Interceptors: interceptors})
 	RegisterWorkflows(shared)
 
 	site := worker.New(c, workflows.SiteTaskQueue(cfg.Site), worker.Options{
@@ -75,6 +91,7 @@ func run(cfg Config, z *zap.Logger) error {
 		// stopped stream stops within about a second.
 		MaxHeartbeatThrottleInterval:     time.Second,
 		DefaultHeartbeatThrottleInterval: time.Second,
+		Interceptors:                     interceptors,
 	})
 	bins, err := local.FindBinaries(cfg.AppBinary)
 	if err != nil {

@@ -19,7 +19,11 @@ func TestConfigCheck(t *testing.T) {
 			t.Errorf("site %q: %v, want %q", tc.site, err, tc.want)
 		}
 	}
-	c := Config{Site: "east"}
+	bad := Config{Site: "east", ChaosDir: "chaos"}
+	if err := bad.check(); err == nil || !strings.Contains(err.Error(), "DROVER_CHAOS_DIR") {
+		t.Errorf("a relative chaos directory: %v", err)
+	}
+	c := Config{Site: "east", ChaosDir: t.TempDir()}
 	if err := c.check(); err != nil {
 		t.Fatal(err)
 	}

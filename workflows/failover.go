@@ -46,7 +46,10 @@ func Failover(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 	if err := rb.approval(in); err != nil {
 		return rb.finish(OutcomeAborted, err), nil
 	}
-	m.fenceOld()
+	// Fencing may wait for a dead site's worker; taking the old primary out
+	// of DNS and stopping the stream need nothing from it, so they run
+	// meanwhile. Promotion waits for all three.
+	fenced := m.fenceOld()
 	if err := rb.step("dns remove", m.from.Name, func(ctx workflow.Context) (string, error) {
 		var res dns.RemoveResult
 		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "remove "+m.from.Address+" from "+r.DNS.Record, shortCall, pickUpTimeout, 5),
@@ -60,6 +63,7 @@ func Failover(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 	if err := m.stopStream(m.from.Name, m.to.Name); err != nil {
 		return rb.finish(OutcomeFailed, err), nil
 	}
+	fenced.Wait(rb.ctx)
 	m.recordApplied()
 	if err := m.promote(); err != nil {
 		return rb.finish(OutcomeFailed, err), nil
@@ -78,8 +82,9 @@ func Failover(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 	return rb.finish(OutcomeCompleted, nil), nil
 }
 
-// failoverPrechecks: the standby's database answers. The old primary is
-// asked too, for the report, but its silence is expected.
+// failoverPrechecks: the standby's database answers; what it has applied
+// is recorded. The stream's supervisor is not asked: it may be cached on
+// the dead site's worker, and the checkpoint says the same.
 func (m *move) failoverPrechecks() error {
 	return m.rb.step("pre-checks", "", func(ctx workflow.Context) (string, error) {
 		var dst dbadmin.StateResult
@@ -87,47 +92,60 @@ func (m *move) failoverPrechecks() error {
 			dbA.DBState, dbadmin.StateInput{Site: m.to}).Get(ctx, &dst); err != nil {
 			return "", err
 		}
-		var st replicate.StreamState
-		id := m.streamID(m.from.Name, m.to.Name)
-		_ = workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "stream "+id, shortCall, pickUpTimeout, 2),
-			ctlA.StreamState, replicate.StreamRef{WorkflowID: id}).Get(ctx, &st)
-		return fmt.Sprintf("%s answers (read_only=%t, %s); stream %s: %s, last applied %s committed at the source %s",
-			m.to.Name, dst.ReadOnly, dst.GTIDBinlogPos, id, orText(st.State, "not running"), orText(st.Progress.LastGTID, "?"),
-			st.Progress.LastSourceCommit.Format(time.RFC3339)), nil
+		stream := replicate.StreamName(m.r.App, m.from.Name, m.to.Name)
+		applied := "nothing from " + m.from.Name
+		for _, c := range dst.Checkpoints {
+			if c.Stream == stream {
+				applied = fmt.Sprintf("%s (source commit %s)", c.GTID, c.SourceTS.Format(time.RFC3339))
+			}
+		}
+		return fmt.Sprintf("%s answers (read_only=%t, %s); applied %s", m.to.Name, dst.ReadOnly, dst.GTIDBinlogPos, applied), nil
 	})
 }
 
 // fenceOld stops the old primary from taking writes by every means that
 // still works, and records what did: read_only=ON when its database
-// answers, and its processes stopped through its provider. Neither failing
-// stops the failover — the old site is presumed dead — but the report says
-// whether the old primary is confirmed fenced.
-func (m *move) fenceOld() {
+// answers, and its processes stopped through its provider. Both run at
+// once (each waits at most deadPickUpTimeout for a worker of a site that is
+// probably gone), in the background: the caller waits on the returned group
+// before promoting. Neither failing stops the failover — the old site is
+// presumed dead, DNS no longer names it and its database restarts
+// read-only — but the report says whether it was confirmed fenced.
+func (m *move) fenceOld() workflow.WaitGroup {
 	rb := m.rb
-	var fence dbadmin.FenceResult
-	err := rb.step("fence database", m.from.Name, func(ctx workflow.Context) (string, error) {
-		if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "fence "+m.from.Name, 30*time.Second, deadPickUpTimeout, 1),
-			dbA.DBFence, dbadmin.FenceInput{Site: m.from}).Get(ctx, &fence); err != nil {
-			return "database unreachable (expected when the site is down)", err
+	wg := workflow.NewWaitGroup(rb.ctx)
+	wg.Add(1)
+	workflow.Go(rb.ctx, func(gctx workflow.Context) {
+		defer wg.Done()
+		var fence dbadmin.FenceResult
+		err := rb.stepIn(gctx, "fence database", m.from.Name, func(ctx workflow.Context) (string, error) {
+			if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "fence "+m.from.Name, 30*time.Second, deadPickUpTimeout, 1),
+				dbA.DBFence, dbadmin.FenceInput{Site: m.from}).Get(ctx, &fence); err != nil {
+				return "database unreachable (expected when the site is down)", err
+			}
+			return fmt.Sprintf("read_only=ON at %s", fence.FinalGTID), nil
+		})
+		if err == nil {
+			rb.rep.RPO.FinalGTID = fence.FinalGTID
 		}
-		return fmt.Sprintf("read_only=ON at %s", fence.FinalGTID), nil
 	})
-	if err == nil {
-		rb.rep.RPO.FinalGTID = fence.FinalGTID
-	}
 	if m.from.Provider != recipe.ProviderLocal {
 		rb.skip("fence by provider", m.from.Name, "the "+m.from.Provider+" provider cannot stop instances yet; relying on DNS removal")
-		return
+	} else {
+		wg.Add(1)
+		workflow.Go(rb.ctx, func(gctx workflow.Context) {
+			defer wg.Done()
+			_ = rb.stepIn(gctx, "fence by provider", m.from.Name, func(ctx workflow.Context) (string, error) {
+				var st local.SiteState
+				if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "stop "+m.from.Name+"'s processes", 2*time.Minute, deadPickUpTimeout, 2),
+					localA.StopSite, local.SiteInput{Site: m.from}).Get(ctx, &st); err != nil {
+					return "the site's worker did not answer: its processes may still run; DNS removal and read-only start keep it out", err
+				}
+				return "database and application stopped", nil
+			})
+		})
 	}
-	_ = rb.step("fence by provider", m.from.Name, func(ctx workflow.Context) (string, error) {
-		var st local.SiteState
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "stop "+m.from.Name+"'s processes", 2*time.Minute, deadPickUpTimeout, 2),
-			localA.StopSite, local.SiteInput{Site: m.from}).Get(ctx, &st)
-		if err != nil {
-			return "the site's worker did not answer: its processes may still run; DNS removal and read-only start keep it out", err
-		}
-		return "database and application stopped", nil
-	})
+	return wg
 }
 
 // recordApplied fills the RPO point from what the stream had applied.

@@ -217,12 +217,18 @@ func newRunbook(ctx workflow.Context, kind string, in *RunbookInput) (*runbook, 
 // step runs fn as a named step of the timeline. The workflow's current
 // details (shown in the UI) name the step in progress.
 func (rb *runbook) step(name, site string, fn func(ctx workflow.Context) (string, error)) error {
-	rb.rep.Steps = append(rb.rep.Steps, Step{Name: name, Site: site, Started: workflow.Now(rb.ctx), Outcome: StepRunning})
+	return rb.stepIn(rb.ctx, name, site, fn)
+}
+
+// stepIn is step on ctx: the context of the workflow goroutine it runs in
+// (steps may run side by side).
+func (rb *runbook) stepIn(ctx workflow.Context, name, site string, fn func(ctx workflow.Context) (string, error)) error {
+	rb.rep.Steps = append(rb.rep.Steps, Step{Name: name, Site: site, Started: workflow.Now(ctx), Outcome: StepRunning})
 	i := len(rb.rep.Steps) - 1
-	workflow.SetCurrentDetails(rb.ctx, fmt.Sprintf("%s %s → %s: %s %s", rb.rep.Runbook, rb.rep.From, rb.rep.To, name, site))
-	detail, err := fn(rb.ctx)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("%s %s → %s: %s %s", rb.rep.Runbook, rb.rep.From, rb.rep.To, name, site))
+	detail, err := fn(ctx)
 	s := &rb.rep.Steps[i]
-	s.Ended, s.Detail, s.Outcome = workflow.Now(rb.ctx), detail, StepOK
+	s.Ended, s.Detail, s.Outcome = workflow.Now(ctx), detail, StepOK
 	if err != nil {
 		// A failing step's detail is what it wants said besides the error
 		// (what the failure means); never its success summary.

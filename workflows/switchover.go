@@ -32,7 +32,7 @@ var (
 // Timeouts of runbook steps.
 const (
 	pickUpTimeout     = 30 * time.Second // a live site's worker picks a task up well within this
-	deadPickUpTimeout = 10 * time.Second // for a site that may be down: give up quickly
+	deadPickUpTimeout = 3 * time.Second  // for a site that may be down: a live worker picks up within milliseconds
 	shortCall         = time.Minute
 	defaultCatchUp    = 2 * time.Minute
 	defaultDNSWait    = 2 * time.Minute

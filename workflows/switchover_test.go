@@ -394,7 +394,23 @@ func TestFailoverFencesPromotesAndRecordsRPO(t *testing.T) {
 	require.False(t, rep.RPO.Exact, "the old primary's final position is unknown")
 	require.Equal(t, detected, rep.DetectedAt)
 	require.Greater(t, rep.RTOSeconds, 0.0)
-	require.Contains(t, stepNames(rep), "fence database=failed fence by provider=ok dns remove=ok stop replication=ok")
+	names := stepNames(rep)
+	for _, want := range []string{"fence database=failed", "fence by provider=ok", "dns remove=ok", "stop replication=ok", "promote=ok"} {
+		require.Contains(t, names, want)
+	}
+	// Fencing may run beside the DNS removal, but promotion waits for it.
+	var fencedAt, promotedAt time.Time
+	for _, s := range rep.Steps {
+		switch s.Name {
+		case "fence database", "fence by provider":
+			if s.Ended.After(fencedAt) {
+				fencedAt = s.Ended
+			}
+		case "promote":
+			promotedAt = s.Started
+		}
+	}
+	require.False(t, promotedAt.Before(fencedAt), "promoted at %s before fencing ended at %s", promotedAt, fencedAt)
 }
 
 func TestFailbackRefusesASiteWithErrantTransactions(t *testing.T) {

@@ -7,3 +7,9 @@
 ## (BENCH_FLAGS=-cpuprofile=/tmp/drover.prof profiles Drover's catch-up)
 bench-replication:
 	$(GO) run ./tests/bench/replbench $(BENCH_FLAGS)
+
+.PHONY: bench-failover
+
+## bench-failover: automatic failover timeline (kill → detect → fence → promote → DNS → first write), failback, switchover write unavailability
+bench-failover:
+	$(GO) run ./tests/bench/failbench $(BENCH_FLAGS)

@@ -198,7 +198,16 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 		return st, err
 	}
 
-	// Sites.
+	// Sites. The primary is the site the public name answers (see
+	// currentPrimary): the recipe's on a fresh stack, the runbooks' choice
+	// after a failover or switchover.
+	primary, err := currentPrimary(ctx, named, rcp)
+	if err != nil {
+		return st, err
+	}
+	if primary == "" {
+		fmt.Fprintf(out, "  %s names no single site: every database stays read-only until a runbook promotes one\n", rcp.DNS.Record)
+	}
 	prov := &local.Provider{StateDir: stateDir, Bins: bins.local, StartTimeout: o.StartTimeout}
 	for _, s := range rcp.Sites {
 		fmt.Fprintf(out, "starting site %s at %s\n", s.Name, s.Address)
@@ -227,9 +236,9 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 				return st, err
 			}
 		}
-		// The recipe's initial primary takes writes; every other database
-		// stays read_only=ON as it started. Runbooks promote later, audited.
-		if s.Name == rcp.Primary {
+		// The primary takes writes; every other database stays
+		// read_only=ON as it started. Runbooks move the role, audited.
+		if s.Name == primary {
 			if err := prov.DB(s).SetReadOnly(ctx, false); err != nil {
 				return st, err
 			}
