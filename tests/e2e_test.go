@@ -77,33 +77,9 @@ func runMain(m *testing.M) (int, error) {
 // stackOptions is a dev stack on free ports with its sites at the given
 // loopback addresses, so it can run beside a developer's own stack.
 func stackOptions(stateDir, eastAddr, westAddr string) (devstack.Options, error) {
-	o := devstack.DefaultOptions()
-	o.StateDir, o.BinDir = stateDir, binDir
-	o.StartTimeout = 2 * time.Minute
-	bin, err := testenv.TemporalBinary()
-	if err != nil {
-		return o, err
-	}
-	o.TemporalBin = bin
-	ports := make([]int, 9)
-	for i := range ports {
-		addr := "127.0.0.1"
-		switch {
-		case i >= 5 && i < 7:
-			addr = eastAddr
-		case i >= 7:
-			addr = westAddr
-		}
-		if ports[i], err = testenv.FreePort(addr); err != nil {
-			return o, err
-		}
-	}
-	o.TemporalPort, o.UIPort, o.TemporalHTTPPort, o.TemporalMetricsPort, o.DNSPort = ports[0], ports[1], ports[2], ports[3], ports[4]
-	o.Sites = []devstack.SiteSpec{
-		{Name: "east", Address: eastAddr, DBPort: ports[5], AppPort: ports[6]},
-		{Name: "west", Address: westAddr, DBPort: ports[7], AppPort: ports[8]},
-	}
-	return o, nil
+	o, err := testenv.StackOptions(stateDir, binDir, eastAddr, westAddr)
+	o.Out = devstack.DefaultOptions().Out
+	return o, err
 }
 
 // drover runs the CLI binary against the test stack and returns its exit

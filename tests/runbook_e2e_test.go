@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	mdns "github.com/miekg/dns"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
@@ -66,24 +64,10 @@ func waitStream(t *testing.T, c client.Client, from, to string, timeout time.Dur
 	}
 }
 
-// publicAddrs asks the recipe's authoritative server what the public name
-// answers, as a client resolving it afresh would see.
+// publicAddrs is what the recipe's authoritative server answers for the
+// public name.
 func publicAddrs(r *recipe.Recipe) ([]string, error) {
-	m := new(mdns.Msg)
-	m.SetQuestion(mdns.Fqdn(r.DNS.Record), mdns.TypeA)
-	m.RecursionDesired = false
-	in, _, err := (&mdns.Client{Timeout: time.Second}).Exchange(m, r.DNS.Server)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, rr := range in.Answer {
-		if a, ok := rr.(*mdns.A); ok {
-			out = append(out, a.A.String())
-		}
-	}
-	sort.Strings(out)
-	return out, nil
+	return testenv.PublicAddrs(r.DNS.Server, r.DNS.Record)
 }
 
 // appURL is the app endpoint of the site at addr.

@@ -373,11 +373,24 @@ func errorMessage(err error) string {
 // noticed quickly), and transient failures are retried a bounded number of
 // times.
 func siteOptions(ctx workflow.Context, site, summary string, startToClose, pickUp time.Duration, attempts int32) workflow.Context {
+	return callOptions(ctx, site, summary, callTimes{startToClose: startToClose, heartbeat: heartbeatFor(startToClose)}, pickUp, attempts)
+}
+
+// callTimes bounds one attempt of a call: StartToClose, and the heartbeat
+// timeout of a call that heartbeats (0: it does not). An attempt whose
+// worker died is retried only when one of them expires, so they are also
+// how long a worker crash holds a runbook up.
+type callTimes struct {
+	startToClose, heartbeat time.Duration
+}
+
+// callOptions is siteOptions with the call's times given explicitly.
+func callOptions(ctx workflow.Context, site, summary string, t callTimes, pickUp time.Duration, attempts int32) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              SiteTaskQueue(site),
 		ScheduleToStartTimeout: pickUp,
-		StartToCloseTimeout:    startToClose,
-		HeartbeatTimeout:       heartbeatFor(startToClose),
+		StartToCloseTimeout:    t.startToClose,
+		HeartbeatTimeout:       t.heartbeat,
 		Summary:                summary,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second,

@@ -37,6 +37,33 @@ const (
 	defaultCatchUp    = 2 * time.Minute
 	defaultDNSWait    = 2 * time.Minute
 	postCheckFor      = 30 * time.Second
+	// waitHeartbeat is the heartbeat timeout of the waits that heartbeat
+	// every second or two (DBWaitApplied, DNSAnswers).
+	waitHeartbeat = 10 * time.Second
+)
+
+// Times of the switchover's calls. A call whose worker dies after doing its
+// work is retried only when these expire: they bound what a worker crash
+// costs the runbook — between fence and promote, in write unavailability —
+// so each is as short as the call's own worst case allows.
+var (
+	// quickCall: calls that answer in well under a second at a healthy
+	// site (read a database's state, read_only=OFF, one HTTP probe with
+	// its 2 s timeout). Above the 5 s database dial timeout, so that an
+	// unreachable database fails with its own error, not a timeout.
+	quickCall = callTimes{startToClose: 2 * dbadmin.DefaultDialTimeout}
+	// fenceCall: DBFence does not heartbeat and may block 25 s after the
+	// 5 s dial (three lock waits of 5 s, then a 10 s drain).
+	fenceCall = callTimes{startToClose: dbadmin.DefaultDialTimeout + 3*dbadmin.DefaultLockWaitTimeout + dbadmin.DefaultDrainTimeout + 5*time.Second}
+	// pointCall: DNSPoint heartbeats every dns.DefaultHeartbeatInterval
+	// and, with a cloud driver, waits up to dns.DefaultSyncTimeout for the
+	// change to propagate.
+	pointCall = callTimes{startToClose: dns.DefaultSyncTimeout + time.Minute, heartbeat: 3 * dns.DefaultHeartbeatInterval}
+	// stopCall: StreamStop heartbeats every second once the supervisor has
+	// accepted the stop, but the stop update waits for one of the
+	// supervisor's workflow tasks first — up to a sticky-queue timeout
+	// (5 s) more when the worker that ran the previous one died.
+	stopCall = callTimes{startToClose: 2 * time.Minute, heartbeat: 15 * time.Second}
 )
 
 // move holds what a runbook knows about the two sites.
@@ -103,14 +130,14 @@ func (m *move) switchoverPrechecks() error {
 	maxLag := orDefault(m.in.MaxLag, m.r.Policy.MaxRPO.D())
 	return m.rb.step("pre-checks", "", func(ctx workflow.Context) (string, error) {
 		var src, dst dbadmin.StateResult
-		if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "state of "+m.from.Name, shortCall, pickUpTimeout, 3),
+		if err := workflow.ExecuteActivity(callOptions(ctx, m.from.Name, "state of "+m.from.Name, quickCall, pickUpTimeout, 3),
 			dbA.DBState, dbadmin.StateInput{Site: m.from}).Get(ctx, &src); err != nil {
 			return "", err
 		}
 		if src.ReadOnly {
 			return "", fmt.Errorf("from: %s is read-only: it is not the primary", m.from.Name)
 		}
-		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "state of "+m.to.Name, shortCall, pickUpTimeout, 3),
+		if err := workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "state of "+m.to.Name, quickCall, pickUpTimeout, 3),
 			dbA.DBState, dbadmin.StateInput{Site: m.to}).Get(ctx, &dst); err != nil {
 			return "", err
 		}
@@ -140,7 +167,7 @@ func (m *move) switchover() RunbookReport {
 	rb := m.rb
 	var fence dbadmin.FenceResult
 	err := rb.step("fence", m.from.Name, func(ctx workflow.Context) (string, error) {
-		if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "fence "+m.from.Name, shortCall, pickUpTimeout, 3),
+		if err := workflow.ExecuteActivity(callOptions(ctx, m.from.Name, "fence "+m.from.Name, fenceCall, pickUpTimeout, 3),
 			dbA.DBFence, dbadmin.FenceInput{Site: m.from}).Get(ctx, &fence); err != nil {
 			return "", err
 		}
@@ -157,7 +184,8 @@ func (m *move) switchover() RunbookReport {
 	err = rb.step("catch-up", m.to.Name, func(ctx workflow.Context) (string, error) {
 		var w dbadmin.WaitAppliedResult
 		timeout := orDefault(m.in.CatchUpTimeout, defaultCatchUp)
-		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "wait for "+fence.FinalGTID+" at "+m.to.Name, timeout+time.Minute, pickUpTimeout, 3),
+		if err := workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "wait for "+fence.FinalGTID+" at "+m.to.Name,
+			callTimes{startToClose: timeout + time.Minute, heartbeat: waitHeartbeat}, pickUpTimeout, 3),
 			dbA.DBWaitApplied, dbadmin.WaitAppliedInput{Target: m.to, Stream: stream, Want: fence.FinalGTID, Timeout: recipe.Duration(timeout)}).Get(ctx, &w); err != nil {
 			return "", err
 		}
@@ -210,7 +238,7 @@ func (m *move) rollBack(cause error) RunbookReport {
 
 func (m *move) promoteFn(s recipe.Site) func(workflow.Context) error {
 	return func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(siteOptions(ctx, s.Name, "promote "+s.Name, shortCall, pickUpTimeout, 5),
+		return workflow.ExecuteActivity(callOptions(ctx, s.Name, "promote "+s.Name, quickCall, pickUpTimeout, 5),
 			dbA.DBPromote, dbadmin.PromoteInput{Site: s}).Get(ctx, nil)
 	}
 }
@@ -219,7 +247,7 @@ func (m *move) promoteFn(s recipe.Site) func(workflow.Context) error {
 func (m *move) promote() error {
 	err := m.rb.step("promote", m.to.Name, func(ctx workflow.Context) (string, error) {
 		var p dbadmin.PromoteResult
-		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "promote "+m.to.Name, shortCall, pickUpTimeout, 3),
+		if err := workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "promote "+m.to.Name, quickCall, pickUpTimeout, 3),
 			dbA.DBPromote, dbadmin.PromoteInput{Site: m.to}).Get(ctx, &p); err != nil {
 			return "", err
 		}
@@ -227,7 +255,7 @@ func (m *move) promote() error {
 	})
 	if err == nil {
 		m.rb.onUndo("promote", m.to.Name, func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "fence "+m.to.Name, shortCall, pickUpTimeout, 5),
+			return workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "fence "+m.to.Name, fenceCall, pickUpTimeout, 5),
 				dbA.DBFence, dbadmin.FenceInput{Site: m.to}).Get(ctx, nil)
 		})
 	}
@@ -238,7 +266,7 @@ func (m *move) promote() error {
 func (m *move) pointDNS() error {
 	err := m.rb.step("dns switch", m.to.Name, func(ctx workflow.Context) (string, error) {
 		var p dns.PointResult
-		if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "point "+m.r.DNS.Record+" at "+m.to.Address, shortCall, pickUpTimeout, 5),
+		if err := workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "point "+m.r.DNS.Record+" at "+m.to.Address, pointCall, pickUpTimeout, 5),
 			dnsA.DNSPoint, dns.PointInput{DNS: m.r.DNS, Addrs: []string{m.to.Address}}).Get(ctx, &p); err != nil {
 			return "", err
 		}
@@ -253,7 +281,8 @@ func (m *move) waitDNS() error {
 	return m.rb.step("dns verify", "", func(ctx workflow.Context) (string, error) {
 		wait := orDefault(m.in.DNSTimeout, defaultDNSWait)
 		var a dns.AnswersResult
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "wait for every server to answer "+m.to.Address, wait+time.Minute, pickUpTimeout, 3),
+		err := workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "wait for every server to answer "+m.to.Address,
+			callTimes{startToClose: wait + time.Minute, heartbeat: waitHeartbeat}, pickUpTimeout, 3),
 			dnsA.DNSAnswers, dns.AnswersInput{DNS: m.r.DNS, Want: []string{m.to.Address}, WaitFor: recipe.Duration(wait)}).Get(ctx, &a)
 		if err != nil {
 			return "", err
@@ -285,7 +314,7 @@ func (m *move) postCheck() error {
 		deadline := workflow.Now(ctx).Add(postCheckFor)
 		var last probe.HTTPResult
 		for attempt := 1; ; attempt++ {
-			if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "GET "+u, shortCall, pickUpTimeout, 3),
+			if err := workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "GET "+u, quickCall, pickUpTimeout, 3),
 				probeA.ProbeHTTP, probe.HTTPInput{Site: m.to.Name, URL: u}).Get(ctx, &last); err != nil {
 				return "", err
 			}
@@ -321,7 +350,7 @@ func (m *move) stopStream(from, to string) error {
 	id := m.streamID(from, to)
 	return m.rb.step("stop replication", to, func(ctx workflow.Context) (string, error) {
 		var st replicate.StreamState
-		err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "stop "+id, 2*time.Minute, pickUpTimeout, 3),
+		err := workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "stop "+id, stopCall, pickUpTimeout, 3),
 			ctlA.StreamStop, replicate.StreamRef{WorkflowID: id}).Get(ctx, &st)
 		if err != nil {
 			return "", err

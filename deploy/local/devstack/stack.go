@@ -58,6 +58,10 @@ type Options struct {
 	Primary             string
 	StartTimeout        time.Duration
 	Out                 io.Writer // progress lines; nil discards
+	// WorkerEnv is extra environment (KEY=VALUE) for the worker of the
+	// named site, on top of the minimal one every daemon gets: e.g. the
+	// chaos tests' DROVER_CHAOS_DIR. It reaches the workers this Up starts.
+	WorkerEnv map[string][]string
 }
 
 // DefaultOptions is the stack `drover dev up` starts when given no flags:
@@ -596,11 +600,12 @@ func writeRecipe(path string, r *recipe.Recipe) error {
 
 func workerProcess(o Options, b stackBinaries, stateDir, site, hostPort, ns string) local.Process {
 	dir := filepath.Join(stateDir, "workers", site)
+	env := []string{"TEMPORAL_ADDRESS=" + hostPort, "TEMPORAL_NAMESPACE=" + ns}
 	return local.Process{
 		Name:    site + "/worker",
 		Path:    b.worker,
 		Args:    []string{"--site", site, "--state-dir", stateDir, "--app-bin", b.local.App},
-		Env:     []string{"TEMPORAL_ADDRESS=" + hostPort, "TEMPORAL_NAMESPACE=" + ns},
+		Env:     append(env, o.WorkerEnv[site]...),
 		PIDFile: filepath.Join(dir, "worker.pid"),
 		LogFile: filepath.Join(dir, "worker.log"),
 		Dir:     dir,

@@ -87,7 +87,7 @@ func run(ctx context.Context, out string, switchovers int) (err error) {
 	}
 	defer os.RemoveAll(stateDir)
 	b := &bench{dbs: map[string]*sql.DB{}}
-	if b.opts, err = stackOptions(stateDir, binDir, "127.0.0.20", "127.0.0.21"); err != nil {
+	if b.opts, err = testenv.StackOptions(stateDir, binDir, "127.0.0.20", "127.0.0.21"); err != nil {
 		return err
 	}
 	logf("starting the local stack (sites on 127.0.0.20 and 127.0.0.21)")
@@ -501,23 +501,7 @@ func (l *load) missing(ctx context.Context, db *sql.DB) (int, error) {
 }
 
 // answers asks the authoritative server for name's A records.
-func answers(server, name string) ([]string, error) {
-	m := new(mdns.Msg)
-	m.SetQuestion(mdns.Fqdn(name), mdns.TypeA)
-	m.RecursionDesired = false
-	in, _, err := (&mdns.Client{Timeout: time.Second}).Exchange(m, server)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, rr := range in.Answer {
-		if a, ok := rr.(*mdns.A); ok {
-			out = append(out, a.A.String())
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
+func answers(server, name string) ([]string, error) { return testenv.PublicAddrs(server, name) }
 
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
@@ -532,38 +516,6 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		}
 	}
 	return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
-}
-
-// stackOptions is a dev stack on free ports with its sites at the given
-// loopback addresses.
-func stackOptions(stateDir, binDir, eastAddr, westAddr string) (devstack.Options, error) {
-	o := devstack.DefaultOptions()
-	o.StateDir, o.BinDir, o.Out = stateDir, binDir, io.Discard
-	o.StartTimeout = 2 * time.Minute
-	bin, err := testenv.TemporalBinary()
-	if err != nil {
-		return o, err
-	}
-	o.TemporalBin = bin
-	ports := make([]int, 9)
-	for i := range ports {
-		addr := "127.0.0.1"
-		switch {
-		case i >= 5 && i < 7:
-			addr = eastAddr
-		case i >= 7:
-			addr = westAddr
-		}
-		if ports[i], err = testenv.FreePort(addr); err != nil {
-			return o, err
-		}
-	}
-	o.TemporalPort, o.UIPort, o.TemporalHTTPPort, o.TemporalMetricsPort, o.DNSPort = ports[0], ports[1], ports[2], ports[3], ports[4]
-	o.Sites = []devstack.SiteSpec{
-		{Name: "east", Address: eastAddr, DBPort: ports[5], AppPort: ports[6]},
-		{Name: "west", Address: westAddr, DBPort: ports[7], AppPort: ports[8]},
-	}
-	return o, nil
 }
 
 func (res *result) markdown() string {
