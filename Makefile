@@ -65,39 +65,11 @@ test: deps build lint
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./recipe/
 
-## demo: start the local stack, replicate east → west, probe, tear down and delete its state (KEEP=1 leaves it running)
+## demo: the local stack; replication east → west with writes through the app; east killed, automatic failover,
+## writes through the public name at west, east restarted and kept fenced, failback with RPO 0; then tear down
+## and delete its state (KEEP=1 leaves it running). The scenario is deploy/local/demo.sh.
 demo: deps build
-	@set -e; R=$(DEMO_STATE)/recipe.yaml; D=$(BIN)/drover; \
-	if [ "$(KEEP)" != 1 ]; then trap '$(BIN)/drover dev down --purge --state-dir $(DEMO_STATE)' EXIT; fi; \
-	$$D dev up --state-dir $(DEMO_STATE); \
-	echo; echo "== SiteStatus: every site probed from its own worker =="; \
-	$$D status -f $$R; \
-	echo; echo "== start replication east → west (ReplicationSupervisor) =="; \
-	$$D replication start -f $$R; \
-	echo; echo "== write through the demo app at the primary (east) =="; \
-	curl -sS -X POST -H 'Content-Type: application/json' \
-		-d '{"first_name":"Ada","last_name":"Lovelace","city":"London","telephone":"555-0100"}' \
-		http://127.0.0.2:8080/api/owners; echo; \
-	echo; echo "== read it through the demo app at the standby (west, read-only) =="; \
-	for i in $$(seq 1 50); do curl -sS 'http://127.0.0.3:8080/api/owners?last_name=Lovelace' | grep -q Ada && break; sleep 0.2; done; \
-	curl -sS 'http://127.0.0.3:8080/api/owners?last_name=Lovelace'; echo; \
-	echo; echo "== a write at the standby is refused (read_only=ON) =="; \
-	curl -sS -X POST -d '{"first_name":"X","last_name":"Y","city":"Z","telephone":"1"}' http://127.0.0.3:8080/api/owners; echo; \
-	for i in $$(seq 1 50); do $$D replication status -f $$R 2>/dev/null | grep -q ' running  1-' && break; sleep 0.2; done; \
-	echo; $$D replication status -f $$R; \
-	echo; echo "== crash west's database (SIGKILL) and ask again =="; \
-	$$D dev kill west db --state-dir $(DEMO_STATE); \
-	$$D status -f $$R || [ $$? = 3 ]; \
-	echo; echo "== restart west: replication resumes from its checkpoint =="; \
-	$$D dev start west --state-dir $(DEMO_STATE); \
-	curl -sS -o /dev/null -X POST -d '{"first_name":"Alan","last_name":"Turing","city":"Wilmslow","telephone":"555-0101"}' http://127.0.0.2:8080/api/owners; \
-	for i in $$(seq 1 100); do curl -sS 'http://127.0.0.3:8080/api/owners?last_name=Turing' | grep -q Alan && break; sleep 0.3; done; \
-	curl -sS 'http://127.0.0.3:8080/api/owners?last_name=Turing'; echo; \
-	for i in $$(seq 1 50); do $$D replication status -f $$R 2>/dev/null | grep -q ' running  1-' && break; sleep 0.2; done; \
-	$$D replication status -f $$R; \
-	$$D status -f $$R; \
-	echo; echo "Temporal UI: $$(sed -n 's/.*"ui_url": "\(.*\)".*/\1/p' $(DEMO_STATE)/stack.json)  (workflows site-status-petclinic, replication-petclinic-east-west)"; \
-	if [ "$(KEEP)" = 1 ]; then echo "KEEP=1: stack left running; stop it with: $(BIN)/drover dev down --state-dir $(DEMO_STATE)"; fi
+	deploy/local/demo.sh $(BIN) $(DEMO_STATE) $(KEEP)
 
 clean:
 	rm -rf $(BIN)

@@ -37,6 +37,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&d.DNSPort, "dns-port", d.DNSPort, "BIND9 port on 127.0.0.1")
 		fs.IntVar(&d.TemporalHTTPPort, "temporal-http-port", 0, "Temporal HTTP API port (default temporal-port+10)")
 		fs.IntVar(&d.TemporalMetricsPort, "temporal-metrics-port", 0, "Temporal metrics port (default temporal-port+11)")
+		fs.BoolVar(&d.AutoFailover, "auto-failover", false, "write policy.auto_failover: true into the generated recipe (a health monitor may then fail over by itself)")
 		sites := fs.String("sites", "", "sites as NAME=ADDRESS:DBPORT:APPPORT,… (default east=127.0.0.2:3306:8080,west=127.0.0.3:3306:8080); the first is the primary")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2

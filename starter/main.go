@@ -29,10 +29,14 @@ usage:
                   [--reason TEXT] [--no-reverse] [--json] [--detach]
                                             run a runbook (one per app at a time) and print its report
   drover runbook status  --app A [--json]   the app's current (or last) runbook and its steps so far
-  drover runbook report  --app A [--run-id ID] [--json]
+  drover runbook report  --app A [--run-id ID] [--wait] [--json]
                                             the report of the last (or given) runbook run
   drover runbook approve --app A --by NAME [--reject] [--comment TEXT]
                                             decide a runbook's approval gate
+  drover monitor start -f RECIPE [--primary SITE] [--interval D] [--threshold N] [--cooldown D]
+                                            run the app's HealthMonitor (failover only if policy.auto_failover)
+  drover monitor status|stop --app A [--json]
+                                            its per-site health and last decision; terminate it
   drover dev up     [flags]                 start the local stack (Temporal, BIND9, sites, workers)
   drover dev down   [--state-dir DIR]       stop exactly what dev up started
   drover dev status [--state-dir DIR]       show the local stack's processes
@@ -72,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdRunbookStart(ctx, args[0], args[1:], stdout, stderr)
 	case "runbook":
 		return cmdRunbook(ctx, args[1:], stdout, stderr)
+	case "monitor":
+		return cmdMonitor(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "drover", version)
 		return 0

@@ -106,8 +106,15 @@ func renderReport(w io.Writer, rep workflows.RunbookReport) {
 	case !rpo.Exact:
 		exact = "estimate"
 	}
-	m("RPO", "%d transaction(s) lost (%s); %s of writes lost %s", rpo.LostTransactions, exact, seconds(rpo.LostSeconds),
-		vsSLA(rpo.LostSeconds, rep.SLARPOSeconds))
+	if rpo.Exact {
+		m("RPO", "%d transaction(s) lost (%s); %s of writes lost %s", rpo.LostTransactions, exact, seconds(rpo.LostSeconds),
+			vsSLA(rpo.LostSeconds, rep.SLARPOSeconds))
+	} else {
+		// Unknown loss: the window between the last transaction the new
+		// primary has and the outage bounds what may be lost.
+		m("RPO", "%d transaction(s) known lost (%s); at most %s of writes lost %s", rpo.LostTransactions, exact,
+			seconds(rpo.LostSeconds), vsSLA(rpo.LostSeconds, rep.SLARPOSeconds))
+	}
 	m("  applied GTID", "%s", orText(rpo.AppliedGTID, "-"))
 	m("  final GTID", "%s", orText(rpo.FinalGTID, "unknown (the old primary did not answer)"))
 	if !rpo.LastSourceCommit.IsZero() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -263,7 +264,7 @@ func TestRenderReportFailoverMissedSLA(t *testing.T) {
 		"  35.0  30.0  post-check  west  failed   not writable\n",
 		"150.0 s (SLA 120.0 s: MISSED by 30.0 s)",
 		"write unavailability  -\n",
-		"3 transaction(s) lost (estimate: the old primary's last position is unknown); 42.5 s of writes lost (SLA 30.0 s: MISSED by 12.5 s)",
+		"3 transaction(s) known lost (estimate: the old primary's last position is unknown); at most 42.5 s of writes lost (SLA 30.0 s: MISSED by 12.5 s)",
 		"  final GTID          unknown (the old primary did not answer)\n",
 		"errant transactions   3: 1-1-100\n",
 	} {
@@ -369,5 +370,29 @@ func TestRunbookJSONRoundTrips(t *testing.T) {
 	}
 	if !reflect.DeepEqual(stBack, st) {
 		t.Fatalf("status round trip:\n%+v\n%+v", stBack, st)
+	}
+}
+
+// monitor's usage errors never dial Temporal.
+func TestMonitorUsageErrors(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"monitor"}, "want start, status or stop"},
+		{[]string{"monitor", "restart"}, `unknown action "restart"`},
+		{[]string{"monitor", "start"}, "-f RECIPE is required"},
+		{[]string{"monitor", "status"}, "--app is required"},
+		{[]string{"monitor", "stop"}, "--app is required"},
+		{[]string{"monitor", "start", "-f", "../deploy/recipes/petclinic.yaml", "--app", "shop"}, `--app "shop" does not match`},
+		{[]string{"monitor", "start", "-f", "../deploy/recipes/petclinic.yaml", "--primary", "mars"}, `--primary "mars" is not a site`},
+		{[]string{"monitor", "start", "-f", "../deploy/recipes/petclinic.yaml", "--interval", "soon"}, "invalid value"},
+	}
+	for _, c := range cases {
+		var out, errb strings.Builder
+		if code := run(context.Background(), c.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, errb.String(), c.want)
+		}
 	}
 }

@@ -50,7 +50,7 @@ func cmdRunbook(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := flag.NewFlagSet("runbook "+action, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	app := fs.String("app", "", "application (the recipe's app) whose runbook to show or decide (required)")
-	var asJSON, reject *bool
+	var asJSON, reject, wait *bool
 	var runID, by, comment *string
 	switch action {
 	case "status":
@@ -58,6 +58,7 @@ func cmdRunbook(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case "report":
 		asJSON = fs.Bool("json", false, "print the report as JSON (the RunbookReport)")
 		runID = fs.String("run-id", "", "a given run (default: the last one)")
+		wait = fs.Bool("wait", false, "if the runbook is still running, wait for its end and print its final report")
 	case "approve":
 		by = fs.String("by", "", "who decides; must be the runbook's --approve-by (required)")
 		reject = fs.Bool("reject", false, "reject instead of approve (the runbook aborts)")
@@ -95,7 +96,7 @@ func cmdRunbook(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case "status":
 		return runbookStatusCmd(ctx, c, *app, *asJSON, stdout, stderr)
 	case "report":
-		return runbookReportCmd(ctx, c, *app, *runID, *asJSON, stdout, stderr)
+		return runbookReportCmd(ctx, c, *app, *runID, *asJSON, *wait, stdout, stderr)
 	default:
 		return runbookApproveCmd(ctx, c, *app, workflows.ApprovalDecision{By: *by, Approve: !*reject, Comment: *comment}, stdout, stderr)
 	}
@@ -178,7 +179,7 @@ func runbookStatusCmd(ctx context.Context, c client.Client, app string, asJSON b
 	return rc
 }
 
-func runbookReportCmd(ctx context.Context, c client.Client, app, runID string, asJSON bool, stdout, stderr io.Writer) int {
+func runbookReportCmd(ctx context.Context, c client.Client, app, runID string, asJSON, wait bool, stdout, stderr io.Writer) int {
 	const name = "drover runbook report"
 	d, code := describeRunbook(ctx, c, name, app, runID, stderr)
 	if d == nil {
@@ -187,7 +188,7 @@ func runbookReportCmd(ctx context.Context, c client.Client, app, runID string, a
 	id, run := d.WorkflowExecution.ID, d.WorkflowExecution.RunID
 	var rep workflows.RunbookReport
 	var err error
-	if d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && !wait {
 		if rep, err = queryProgress(ctx, c, id, run); err != nil {
 			fmt.Fprintf(stderr, "%s: %s (run %s) is running: %v (is a worker running?)\n", name, id, run, err)
 			return 1

@@ -56,8 +56,11 @@ type Options struct {
 	Zone                string // with trailing dot
 	Sites               []SiteSpec
 	Primary             string
-	StartTimeout        time.Duration
-	Out                 io.Writer // progress lines; nil discards
+	// AutoFailover writes policy.auto_failover: true into the recipe, so a
+	// health monitor may fail over by itself (the demo; off by default).
+	AutoFailover bool
+	StartTimeout time.Duration
+	Out          io.Writer // progress lines; nil discards
 	// WorkerEnv is extra environment (KEY=VALUE) for the worker of the
 	// named site, on top of the minimal one every daemon gets: e.g. the
 	// chaos tests' DROVER_CHAOS_DIR. It reaches the workers this Up starts.
@@ -566,6 +569,7 @@ func (o Options) recipe(stateDir string, named *Named) (*recipe.Recipe, error) {
 	}
 	r.DNS = recipe.DNS{Zone: o.Zone, Record: "app." + o.Zone, TTL: 30, Driver: "rfc2136", Server: named.Addr(),
 		TSIG: recipe.TSIG{Name: named.Config.KeyName, Algorithm: "hmac-sha256", Secret: recipe.SecretRef("file:" + named.KeySecretFile())}}
+	r.Policy.AutoFailover = o.AutoFailover
 	r.Probes = []recipe.Probe{
 		{Kind: "http", Target: "/healthz"},
 		{Kind: "tcp", Target: "db"},
