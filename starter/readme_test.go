@@ -128,3 +128,20 @@ func TestExampleRecipesValidate(t *testing.T) {
 		}
 	}
 }
+
+// The HealthMonitor input documented in README.md decodes strictly, carries
+// the example recipe and a primary the monitor accepts.
+func TestReadmeMonitorInputIsValid(t *testing.T) {
+	want, err := recipe.Load(exampleRecipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in workflows.MonitorInput
+	readmeJSON(t, "monitor-input", &in)
+	if !reflect.DeepEqual(in.Recipe, *want) {
+		t.Errorf("README HealthMonitor input: the recipe is not %s", exampleRecipe)
+	}
+	if in.Interval.D() <= 0 || in.FailureThreshold < 1 || in.RecoveryThreshold < 1 {
+		t.Errorf("README HealthMonitor input: %+v", in)
+	}
+}
