@@ -21,6 +21,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(SiteStatus, workflow.RegisterOptions{Name: "SiteStatus"})
 			r.RegisterWorkflowWithOptions(ReplicationSupervisor, workflow.RegisterOptions{Name: "ReplicationSupervisor"})
+			r.RegisterWorkflowWithOptions(HealthMonitor, workflow.RegisterOptions{Name: "HealthMonitor"})
+			r.RegisterWorkflowWithOptions(Switchover, workflow.RegisterOptions{Name: "Switchover"})
+			r.RegisterWorkflowWithOptions(Failover, workflow.RegisterOptions{Name: "Failover"})
+			r.RegisterWorkflowWithOptions(Failback, workflow.RegisterOptions{Name: "Failback"})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatal(err)
 			}
