@@ -137,7 +137,8 @@ func (m *move) fenceOld() workflow.WaitGroup {
 			defer wg.Done()
 			_ = rb.stepIn(gctx, "fence by provider", m.from.Name, func(ctx workflow.Context) (string, error) {
 				var st local.SiteState
-				if err := workflow.ExecuteActivity(siteOptions(ctx, m.from.Name, "stop "+m.from.Name+"'s processes", 2*time.Minute, deadPickUpTimeout, 2),
+				// The local provider does not heartbeat: no heartbeat timeout.
+				if err := workflow.ExecuteActivity(callOptions(ctx, m.from.Name, "stop "+m.from.Name+"'s processes", callTimes{startToClose: 2 * time.Minute}, deadPickUpTimeout, 2),
 					localA.StopSite, local.SiteInput{Site: m.from}).Get(ctx, &st); err != nil {
 					return "the site's worker did not answer: its processes may still run; DNS removal and read-only start keep it out", err
 				}
@@ -226,7 +227,7 @@ func Failback(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 	if m.to.Provider == recipe.ProviderLocal {
 		if err := rb.step("start old site", m.to.Name, func(ctx workflow.Context) (string, error) {
 			var st local.SiteState
-			if err := workflow.ExecuteActivity(siteOptions(ctx, m.to.Name, "start "+m.to.Name+" (read-only)", 5*time.Minute, pickUpTimeout, 3),
+			if err := workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "start "+m.to.Name+" (read-only)", callTimes{startToClose: 5 * time.Minute}, pickUpTimeout, 3),
 				localA.StartSite, local.SiteInput{Site: m.to}).Get(ctx, &st); err != nil {
 				return "", err
 			}

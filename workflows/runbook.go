@@ -147,7 +147,8 @@ type RunbookReport struct {
 	WritableAt time.Time `json:"writable_at,omitempty"`
 	RTOSeconds float64   `json:"rto_seconds,omitempty"`
 	// WriteUnavailableSeconds is how long no site accepted writes: from
-	// fencing the old primary to promoting the new one (switchover).
+	// fencing the old primary to promoting the new one (switchover), an
+	// upper bound: from the fence step's start to the promote step's end.
 	WriteUnavailableSeconds float64  `json:"write_unavailable_seconds,omitempty"`
 	RPO                     RPOPoint `json:"rpo"`
 	// Errant lists, as a GTID position, the old primary's transactions the

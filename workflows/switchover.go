@@ -176,7 +176,11 @@ func (m *move) switchover() RunbookReport {
 	if err != nil {
 		return m.rollBack(err)
 	}
-	fencedAt := rb.rep.Steps[len(rb.rep.Steps)-1].Ended
+	// Writes stop when read_only=ON takes effect, somewhere inside the
+	// fence step: count from its start. Its end would understate the figure
+	// when the fence was retried after a crash (the first attempt fenced,
+	// its result was lost, the retry came a timeout later).
+	fencedAt := rb.rep.Steps[len(rb.rep.Steps)-1].Started
 	rb.rep.RPO.FinalGTID = fence.FinalGTID
 	rb.onUndo("fence", m.from.Name, m.promoteFn(m.from))
 

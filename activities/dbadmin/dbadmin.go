@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/drover-sre/drover/activities/internal/sitedb"
@@ -202,10 +203,20 @@ type PromoteResult struct {
 	PromotedAt    time.Time `json:"promoted_at"`
 }
 
+// promoteProgress is DBPromote's heartbeat, recorded before it changes
+// anything.
+type promoteProgress struct {
+	WasReadOnly bool `json:"was_read_only"`
+}
+
 // DBPromote makes the site's database writable (SET GLOBAL read_only=OFF).
-// An already writable server is left alone and reported with Changed=false,
-// so a retry after a lost response is harmless. It does not check that the
-// server has caught up: the runbook does that first with DBWaitApplied.
+// An already writable server is left alone, so a retry after a lost
+// response is harmless. Changed says whether this activity turned read_only
+// OFF: it heartbeats what it found before changing it, so a retry after a
+// change that went through (its answer lost with a crashed worker) still
+// reports Changed=true; a separate call on a writable server reports false.
+// It does not check that the server has caught up: the runbook does that
+// first with DBWaitApplied.
 func (a *Activities) DBPromote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
 	s, err := a.open(ctx, "promote", "", in.Site)
 	if err != nil {
@@ -218,10 +229,14 @@ func (a *Activities) DBPromote(ctx context.Context, in PromoteInput) (PromoteRes
 		return res, err
 	}
 	if ro {
+		activity.RecordHeartbeat(ctx, promoteProgress{WasReadOnly: true})
 		if _, err := s.conn.ExecContext(ctx, "SET GLOBAL read_only=OFF"); err != nil {
 			return res, s.fail("set read_only=OFF", err)
 		}
 		res.Changed = true
+	} else if activity.HasHeartbeatDetails(ctx) {
+		var p promoteProgress
+		res.Changed = activity.GetHeartbeatDetails(ctx, &p) == nil && p.WasReadOnly
 	}
 	if res.GTIDBinlogPos, err = s.binlogPos(ctx); err != nil {
 		return res, err

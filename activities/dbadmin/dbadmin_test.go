@@ -291,6 +291,19 @@ func TestFenceAndPromoteTwice(t *testing.T) {
 	if ro := scalar[int](t, east.Root, "SELECT @@global.read_only"); ro != 0 {
 		t.Fatal("read_only is still ON after promote")
 	}
+
+	// A retry after a lost result (the earlier attempt heartbeat that it
+	// found the server read-only, then turned it OFF) still says Changed.
+	env := newEnv()
+	env.SetHeartbeatDetails(map[string]bool{"was_read_only": true})
+	v, err := env.ExecuteActivity(a.DBPromote, dbadmin.PromoteInput{Site: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p3 dbadmin.PromoteResult
+	if err := v.Get(&p3); err != nil || !p3.Changed || p3.GTIDBinlogPos != p1.GTIDBinlogPos {
+		t.Fatalf("promote retried after a lost result: %+v %v", p3, err)
+	}
 }
 
 // startStream runs Drover's real streamer east → west until the test ends.

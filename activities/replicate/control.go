@@ -32,7 +32,7 @@ type StreamRef struct {
 
 // StreamState is a supervisor as a runbook sees it. Running is false when
 // no supervisor with that ID is running (never started, stopped, failed);
-// the other fields are then those of its last run, if any.
+// the other fields are then those its last run returned, if it completed.
 type StreamState struct {
 	WorkflowID string   `json:"workflow_id"`
 	Running    bool     `json:"running"`
@@ -52,9 +52,12 @@ type supervisorStatus struct {
 // StreamState asks a supervisor for its status.
 func (c *Control) StreamState(ctx context.Context, ref StreamRef) (StreamState, error) {
 	out := StreamState{WorkflowID: ref.WorkflowID}
-	running, err := c.running(ctx, ref.WorkflowID)
-	if err != nil || !running {
+	status, err := c.status(ctx, ref.WorkflowID)
+	if err != nil {
 		return out, err
+	}
+	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return c.lastRun(ctx, out, status), nil
 	}
 	v, err := c.Client.QueryWorkflow(ctx, ref.WorkflowID, "", SupervisorStatusQuery)
 	if err != nil {
@@ -71,12 +74,17 @@ func (c *Control) StreamState(ctx context.Context, ref StreamRef) (StreamState, 
 // StreamStop stops a supervisor (its stream finishes the transaction in
 // hand and records its checkpoint) and waits until the workflow has ended,
 // heartbeating meanwhile. Stopping a supervisor that is not running is a
-// no-op that reports Running=false, so a retried stop is safe.
+// no-op that reports Running=false and how its last run ended, so a stop
+// retried after a lost result is safe and reports what the first attempt
+// would have: the state and position the supervisor stopped at.
 func (c *Control) StreamStop(ctx context.Context, ref StreamRef) (StreamState, error) {
 	out := StreamState{WorkflowID: ref.WorkflowID}
-	running, err := c.running(ctx, ref.WorkflowID)
-	if err != nil || !running {
+	status, err := c.status(ctx, ref.WorkflowID)
+	if err != nil {
 		return out, err
+	}
+	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return c.lastRun(ctx, out, status), nil
 	}
 	h, err := c.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: ref.WorkflowID, UpdateName: SupervisorStopUpdate, WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -110,15 +118,33 @@ func (c *Control) StreamStop(ctx context.Context, ref StreamRef) (StreamState, e
 	}
 }
 
-func (c *Control) running(ctx context.Context, id string) (bool, error) {
+// status is the status of the supervisor's latest run; UNSPECIFIED when
+// there never was one.
+func (c *Control) status(ctx context.Context, id string) (enumspb.WorkflowExecutionStatus, error) {
 	d, err := c.Client.DescribeWorkflowExecution(ctx, id, "")
 	if isNotFound(err) {
-		return false, nil
+		return enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("describe %s: %w", id, err)
+		return enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED, fmt.Errorf("describe %s: %w", id, err)
 	}
-	return d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+	return d.GetWorkflowExecutionInfo().GetStatus(), nil
+}
+
+// lastRun fills out (Running=false) with the status a supervisor's last
+// run returned, when it completed; a run that failed or was terminated
+// returned none, and out is left as it is.
+func (c *Control) lastRun(ctx context.Context, out StreamState, status enumspb.WorkflowExecutionStatus) StreamState {
+	if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		return out
+	}
+	var st supervisorStatus
+	if err := c.Client.GetWorkflow(ctx, out.WorkflowID, "").Get(ctx, &st); err != nil {
+		activity.GetLogger(ctx).Warn("supervisor's last run has no readable status", "workflow_id", out.WorkflowID, "error", err)
+		return out
+	}
+	out.State, out.Progress, out.LastError = st.State, st.Progress, st.LastError
+	return out
 }
 
 func isNotFound(err error) bool {

@@ -245,7 +245,14 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 		}
 		// The primary takes writes; every other database stays
 		// read_only=ON as it started. Runbooks move the role, audited.
-		if s.Name == primary {
+		// A database that was running already is left as it is: Up run
+		// again to restart a missing worker must not touch read_only —
+		// during a switchover the public name still answers the old
+		// primary after it was fenced, and unfencing it there would make
+		// two sites writable.
+		if s.Name == primary && dbRunning(ss) {
+			fmt.Fprintf(out, "  %s's database was running: read_only left as it is\n", s.Name)
+		} else if s.Name == primary {
 			if err := prov.DB(s).SetReadOnly(ctx, false); err != nil {
 				return st, err
 			}
@@ -600,6 +607,17 @@ func writeRecipe(path string, r *recipe.Recipe) error {
 		return fmt.Errorf("generated recipe %s does not load (a bug): %w", path, err)
 	}
 	return nil
+}
+
+// dbRunning reports whether StartSite found the site's database running
+// rather than starting it.
+func dbRunning(ss local.SiteState) bool {
+	for _, c := range ss.Components {
+		if c.Name == local.ComponentDB {
+			return !c.Started
+		}
+	}
+	return false
 }
 
 func workerProcess(o Options, b stackBinaries, stateDir, site, hostPort, ns string) local.Process {
