@@ -3,9 +3,9 @@ package recipe
 import "strings"
 
 // ApplyDefaults fills in every field left at its zero value that has a
-// default, adds the trailing dot to DNS names and turns empty Replication
-// and Probes lists into nil. It never overwrites a value that is set, so
-// calling it again changes nothing.
+// default, adds the trailing dot to DNS names and turns empty lists
+// (Replication, Probes, the compute blocks' security groups) into nil. It
+// never overwrites a value that is set, so calling it again changes nothing.
 func (r *Recipe) ApplyDefaults() {
 	for i := range r.Sites {
 		s := &r.Sites[i]
@@ -23,6 +23,15 @@ func (r *Recipe) ApplyDefaults() {
 		}
 		if s.App.Instances == 0 {
 			s.App.Instances = DefaultInstances
+		}
+		if s.AWS.LaunchTemplate != "" && s.AWS.LaunchTemplateVersion == "" {
+			s.AWS.LaunchTemplateVersion = DefaultLaunchTemplateVersion
+		}
+		if len(s.AWS.SecurityGroupIDs) == 0 {
+			s.AWS.SecurityGroupIDs = nil
+		}
+		if len(s.OpenStack.SecurityGroups) == 0 {
+			s.OpenStack.SecurityGroups = nil
 		}
 	}
 	if len(r.Replication) == 0 {

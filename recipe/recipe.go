@@ -61,6 +61,9 @@ const (
 	DefaultDBPort = 3306
 	// DefaultInstances is AppTier.Instances' default.
 	DefaultInstances = 1
+	// DefaultLaunchTemplateVersion is AWSCompute.LaunchTemplateVersion's
+	// default when a launch template is named: the template's default version.
+	DefaultLaunchTemplateVersion = "$Default"
 	// DefaultTTL is DNS.TTL's default, in seconds.
 	DefaultTTL = 60
 	// DefaultTSIGAlgorithm is TSIG.Algorithm's default for the rfc2136 driver.
@@ -104,6 +107,53 @@ type Site struct {
 	Address  string   `yaml:"address" json:"address"` // local: an IPv4 in 127.0.0.0/8; cloud: IP or hostname
 	DB       Database `yaml:"db" json:"db"`
 	App      AppTier  `yaml:"app" json:"app"`
+	// AWS is how the aws provider creates this site's EC2 instances; only
+	// for provider "aws", and needed only to create (clone) the site.
+	AWS AWSCompute `yaml:"aws,omitempty" json:"aws,omitzero"`
+	// OpenStack is how the openstack provider creates this site's Nova
+	// servers; only for provider "openstack", and needed only to create
+	// (clone) the site.
+	OpenStack OpenStackCompute `yaml:"openstack,omitempty" json:"openstack,omitzero"`
+}
+
+// AWSCompute describes the EC2 instances of an aws site: from a launch
+// template, or from an AMI with an instance type, a subnet and security
+// groups (fields given next to a launch template override it). The same
+// description is used for the database instance and the app instances; each
+// instance carries its role in the tag drover:role. Credentials are never
+// part of it: they come from the AWS SDK's standard chain on the worker.
+type AWSCompute struct {
+	AMI                   string   `yaml:"ami" json:"ami,omitempty"`                                         // ami-0123456789abcdef0; required unless launch_template
+	LaunchTemplate        string   `yaml:"launch_template" json:"launch_template,omitempty"`                 // lt-… id or a template name
+	LaunchTemplateVersion string   `yaml:"launch_template_version" json:"launch_template_version,omitempty"` // $Default (default), $Latest or a number
+	InstanceType          string   `yaml:"instance_type" json:"instance_type,omitempty"`                     // e.g. t3.medium; required unless launch_template
+	SubnetID              string   `yaml:"subnet_id" json:"subnet_id,omitempty"`                             // subnet-…; required unless launch_template
+	SecurityGroupIDs      []string `yaml:"security_group_ids" json:"security_group_ids,omitempty"`           // sg-…; at least one unless launch_template
+	KeyName               string   `yaml:"key_name" json:"key_name,omitempty"`                               // EC2 key pair name; optional
+}
+
+// IsZero reports whether no field is set (the recipe has no aws block).
+func (c AWSCompute) IsZero() bool {
+	return c.AMI == "" && c.LaunchTemplate == "" && c.LaunchTemplateVersion == "" && c.InstanceType == "" &&
+		c.SubnetID == "" && len(c.SecurityGroupIDs) == 0 && c.KeyName == ""
+}
+
+// OpenStackCompute describes the Nova servers of an openstack site. The
+// same description is used for the database server and the app servers;
+// each server carries its role in the metadata key drover:role. Credentials
+// are never part of it: they come from clouds.yaml or the OS_* variables on
+// the worker.
+type OpenStackCompute struct {
+	Image          string   `yaml:"image" json:"image,omitempty"`                     // Glance image id (UUID); required
+	Flavor         string   `yaml:"flavor" json:"flavor,omitempty"`                   // flavor id or name; required
+	Network        string   `yaml:"network" json:"network,omitempty"`                 // Neutron network id (UUID); required
+	KeyPair        string   `yaml:"key_pair" json:"key_pair,omitempty"`               // Nova key pair name; optional
+	SecurityGroups []string `yaml:"security_groups" json:"security_groups,omitempty"` // security group names; optional
+}
+
+// IsZero reports whether no field is set (the recipe has no openstack block).
+func (c OpenStackCompute) IsZero() bool {
+	return c.Image == "" && c.Flavor == "" && c.Network == "" && c.KeyPair == "" && len(c.SecurityGroups) == 0
 }
 
 // Database is how Drover reaches a site's MariaDB server and the

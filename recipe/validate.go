@@ -118,6 +118,7 @@ func (v *validator) sites() {
 		if (s.Provider == ProviderAWS || s.Provider == ProviderOpenStack) && s.Region == "" {
 			v.add(p+".region", "required for provider %s", s.Provider)
 		}
+		s.computeProblems(p, false, &v.ps)
 		switch {
 		case s.Address == "":
 			v.add(p+".address", "required")

@@ -20,7 +20,9 @@ import (
 	"github.com/drover-sre/drover/activities/dbadmin"
 	"github.com/drover-sre/drover/activities/dns"
 	"github.com/drover-sre/drover/activities/probe"
+	"github.com/drover-sre/drover/activities/provider/aws"
 	"github.com/drover-sre/drover/activities/provider/local"
+	"github.com/drover-sre/drover/activities/provider/openstack"
 	"github.com/drover-sre/drover/activities/replicate"
 	"github.com/drover-sre/drover/worker/chaos"
 	"github.com/drover-sre/drover/worker/zaplog"
@@ -131,6 +133,8 @@ func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bi
 	// have activity signatures; helpers such as SiteDir are skipped.
 	w.RegisterActivityWithOptions(&local.Provider{StateDir: stateDir, Bins: bins},
 		activity.RegisterOptions{SkipInvalidStructFunctions: true})
+	w.RegisterActivity(&aws.Activities{})
+	w.RegisterActivity(&openstack.Activities{})
 }
 
 func hostPortOrDefault(o client.Options) string {

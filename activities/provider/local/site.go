@@ -52,6 +52,11 @@ type Provider struct {
 type SiteInput struct {
 	Site       recipe.Site `json:"site"`
 	Components []string    `json:"components,omitempty"`
+	// Run identifies a runbook run. StartSite records it in a site it
+	// creates (a site directory that did not exist), and DestroySite with
+	// Run set removes only a site that this run created, so a failed
+	// clone removes what it made and never a site that was there before.
+	Run string `json:"run,omitempty"`
 }
 
 // ComponentState is what the provider knows about one process of a site.
@@ -69,6 +74,10 @@ type SiteState struct {
 	Site       string           `json:"site"`
 	Dir        string           `json:"dir"`
 	Components []ComponentState `json:"components"`
+	// Run is the run recorded when the site was created, if any.
+	Run string `json:"run,omitempty"`
+	// Destroyed is set by DestroySite when this call removed the site.
+	Destroyed bool `json:"destroyed,omitempty"`
 }
 
 // Running reports whether every component runs.
@@ -134,6 +143,9 @@ func (p *Provider) StartSite(ctx context.Context, in SiteInput) (SiteState, erro
 	adminPW, err := s.DB.Password.Resolve()
 	if err != nil {
 		return SiteState{}, fmt.Errorf("start site %s: db.password: %w", s.Name, err)
+	}
+	if err := p.recordRun(s, in.Run); err != nil {
+		return SiteState{}, fmt.Errorf("start site %s: %w", s.Name, err)
 	}
 	db := p.DB(s)
 	dbPID, dbStarted, err := db.Start(ctx, timeout)
@@ -234,17 +246,20 @@ func (p *Provider) halt(ctx context.Context, in SiteInput, kill bool) (SiteState
 	}
 	all := len(want) == 0
 	if all || want[ComponentApp] {
-		app, err := p.AppProcess(s)
+		// Every app instance: the first, and those ScaleSite started.
+		apps, err := p.appProcesses(s)
 		if err != nil {
 			return SiteState{}, err
 		}
-		if kill {
-			err = app.Kill(ctx)
-		} else {
-			err = app.Stop(ctx, 10*time.Second)
-		}
-		if err != nil && !errors.Is(err, ErrNotRunning) {
-			return SiteState{}, fmt.Errorf("site %s: %w", s.Name, err)
+		for _, app := range apps {
+			if kill {
+				err = app.Kill(ctx)
+			} else {
+				err = app.Stop(ctx, 10*time.Second)
+			}
+			if err != nil && !errors.Is(err, ErrNotRunning) {
+				return SiteState{}, fmt.Errorf("site %s: %w", s.Name, err)
+			}
 		}
 	}
 	if all || want[ComponentDB] {
@@ -277,6 +292,23 @@ func (p *Provider) state(s recipe.Site) SiteState {
 			Name: ComponentApp, Running: ok, PID: pidIf(pid, ok), Address: addr, LogFile: app.LogFile,
 		})
 	}
+	// Extra app instances appear while ScaleSite keeps them (their pid
+	// file exists: running, or crashed).
+	for k := 1; k < len(s.App.Endpoints); k++ {
+		app, err := p.appProcessN(s, k)
+		if err != nil {
+			break
+		}
+		if _, err := os.Stat(app.PIDFile); err != nil {
+			continue
+		}
+		pid, ok := app.PID()
+		addr, _ := endpointListenAddr(s, k)
+		st.Components = append(st.Components, ComponentState{
+			Name: appComponent(k), Running: ok, PID: pidIf(pid, ok), Address: addr, LogFile: app.LogFile,
+		})
+	}
+	st.Run = p.createdBy(s.Name)
 	return st
 }
 
@@ -301,12 +333,17 @@ func checkLocal(s recipe.Site) error {
 
 // appListenAddr derives the app's listen address from its first endpoint.
 func appListenAddr(s recipe.Site) (string, error) {
-	if len(s.App.Endpoints) == 0 {
+	return endpointListenAddr(s, 0)
+}
+
+// endpointListenAddr derives a listen address from endpoint k.
+func endpointListenAddr(s recipe.Site, k int) (string, error) {
+	if len(s.App.Endpoints) <= k {
 		return "", fmt.Errorf("site %s: app.endpoints: required", s.Name)
 	}
-	u, err := url.Parse(s.App.Endpoints[0])
+	u, err := url.Parse(s.App.Endpoints[k])
 	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("site %s: app.endpoints[0]: not an absolute URL", s.Name)
+		return "", fmt.Errorf("site %s: app.endpoints[%d]: not an absolute URL", s.Name, k)
 	}
 	if u.Port() == "" {
 		return net.JoinHostPort(u.Hostname(), "80"), nil
