@@ -84,9 +84,10 @@ func TestSwitchoverSurvivesWorkerCrashes(t *testing.T) {
 	groups := []struct {
 		name, east, west string
 		points           []crashPoint
+		then             func(t *testing.T, e *crashEnv, from, to string)
 	}{
-		{"stack-a", "127.0.0.12", "127.0.0.13", nil},
-		{"stack-b", "127.0.0.14", "127.0.0.15", nil},
+		{"stack-a", "127.0.0.12", "127.0.0.13", nil, nil},
+		{"stack-b", "127.0.0.14", "127.0.0.15", nil, rollsBackAFailedPromotion},
 	}
 	for _, cp := range switchoverCrashPoints {
 		g := 1
@@ -101,7 +102,7 @@ func TestSwitchoverSurvivesWorkerCrashes(t *testing.T) {
 		for i, g := range groups {
 			t.Run(g.name, func(t *testing.T) {
 				t.Parallel()
-				results[i] = crashSwitchovers(t, g.east, g.west, g.points)
+				results[i] = crashSwitchovers(t, g.east, g.west, g.points, g.then)
 			})
 		}
 	})
@@ -117,7 +118,7 @@ func TestSwitchoverSurvivesWorkerCrashes(t *testing.T) {
 // crashSwitchovers runs, on a side stack of its own, a switchover without
 // a crash and then one per crash point, alternating directions, and
 // returns one result per crash point run.
-func crashSwitchovers(t *testing.T, eastAddr, westAddr string, points []crashPoint) []crashResult {
+func crashSwitchovers(t *testing.T, eastAddr, westAddr string, points []crashPoint, then func(t *testing.T, e *crashEnv, from, to string)) []crashResult {
 	begin := time.Now()
 	e := crashStack(t, eastAddr, westAddr)
 	t.Logf("stack up, stream east → west running: %s", time.Since(begin).Round(time.Millisecond))
@@ -153,6 +154,9 @@ func crashSwitchovers(t *testing.T, eastAddr, westAddr string, points []crashPoi
 			t.Fatalf("case %d (%s) failed; the later cases need its end state", i+1, cp.point)
 		}
 		from, to = to, from
+	}
+	if then != nil && !t.Run("then", func(t *testing.T) { then(t, e, from, to) }) {
+		t.FailNow()
 	}
 
 	stop()
@@ -530,4 +534,44 @@ func stepShape(rep workflows.RunbookReport) string {
 		parts = append(parts, fmt.Sprintf("%s/%s/%s", s.Name, site, s.Outcome))
 	}
 	return rep.Outcome + ": " + strings.Join(parts, ", ")
+}
+
+// rollsBackAFailedPromotion makes the promotion of a switchover fail for
+// real (the chaos hook fails DBPromote without running it): the
+// compensations run in reverse — the stream is restarted and the old
+// primary, fenced a moment before, is writable again — DNS never moved, and
+// the write load carries on at the old primary (its acknowledged writes are
+// checked at the end with the others').
+func rollsBackAFailedPromotion(t *testing.T, e *crashEnv, from, to string) {
+	fromSite, _ := e.r.Site(from)
+	waitStream(t, e.c, from, to, 60*time.Second)
+	if err := os.WriteFile(filepath.Join(e.chaosDir, chaos.FailBefore("DBPromote")), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep := runRunbook(t, e.c, "Switchover", workflows.RunbookInput{Recipe: *e.r, From: from, To: to, Reason: "compensation test"}, 3*time.Minute)
+	if rep.Outcome != workflows.OutcomeRolledBack || !strings.Contains(rep.Error, "chaos: injected failure of DBPromote") {
+		t.Fatalf("want rolled-back after the injected DBPromote failure, got %s: %s", rep.Outcome, rep.Error)
+	}
+	outcomes := map[string]string{}
+	for _, s := range rep.Steps {
+		outcomes[s.Name] = s.Outcome
+	}
+	for step, want := range map[string]string{"fence": workflows.StepCompensated, "stop replication": workflows.StepCompensated,
+		"promote": workflows.StepFailed, "undo fence": workflows.StepOK, "undo stop replication": workflows.StepOK} {
+		if outcomes[step] != want {
+			t.Errorf("step %q: %q, want %q (%s)", step, outcomes[step], want, stepShape(rep))
+		}
+	}
+	if _, ran := outcomes["dns switch"]; ran {
+		t.Error("the DNS switch ran after a failed promotion")
+	}
+	if readOnly(t, e.dbs[from]) || !readOnly(t, e.dbs[to]) {
+		t.Errorf("want %s writable again and %s read-only", from, to)
+	}
+	wantPublic(t, e.r, fromSite.Address)
+	waitStream(t, e.c, from, to, 60*time.Second)
+	before := e.load.nAcked.Load()
+	if !testenv.WaitFor(10*time.Second, func() bool { return e.load.nAcked.Load() >= before+20 }) {
+		t.Errorf("writes through the public name did not resume at %s after the rollback", from)
+	}
 }

@@ -15,6 +15,11 @@
 //     workflow task that would record what the parent did next is lost,
 //     times out, and is replayed by another worker.
 //
+// A third kind of point makes an activity fail instead of killing the
+// worker: FailBefore(type) ("fail.DBPromote") — the activity is not run and
+// returns a non-retryable error, once. It is how a test makes a runbook step
+// fail for real, to watch the compensations run.
+//
 // A point is armed by creating an empty file named after it in the chaos
 // directory: the activity type ("DBFence", "DNSPoint", …) or
 // ChildStarted(type) ("ChildStarted.ReplicationSupervisor"). The worker that
@@ -34,6 +39,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -44,6 +50,10 @@ const EnvDir = "DROVER_CHAOS_DIR"
 // FiredLog is the file in the chaos directory to which every firing
 // appends "<point> <site> <pid> <RFC 3339 time>".
 const FiredLog = "fired.log"
+
+// FailBefore is the point that makes the next activity of activityType fail
+// without running.
+func FailBefore(activityType string) string { return "fail." + activityType }
 
 // ChildStarted is the point reached when a workflow learns that its child
 // workflow of type workflowType has started.
@@ -76,9 +86,9 @@ func CheckDir(dir string) error {
 	return nil
 }
 
-// Fire kills the process if point is armed, after disarming it and
-// recording the firing. It returns (only when Kill does) whether it fired.
-func (h *Hook) Fire(point string) bool {
+// claim disarms point if it is armed, records the firing, and reports
+// whether this worker claimed it.
+func (h *Hook) claim(point string) bool {
 	if err := os.Remove(filepath.Join(h.Dir, point)); err != nil {
 		// Not armed (or already claimed by another worker).
 		return false
@@ -87,6 +97,15 @@ func (h *Hook) Fire(point string) bool {
 	if f, err := os.OpenFile(filepath.Join(h.Dir, FiredLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
 		_, _ = f.WriteString(line)
 		_ = f.Close()
+	}
+	return true
+}
+
+// Fire kills the process if point is armed, after disarming it and
+// recording the firing. It returns (only when Kill does) whether it fired.
+func (h *Hook) Fire(point string) bool {
+	if !h.claim(point) {
+		return false
 	}
 	// Unbuffered: the worker's log says why it died.
 	fmt.Fprintf(os.Stderr, "chaos: killing drover-worker (site %s, pid %d) after %s\n", h.Site, os.Getpid(), point)
@@ -120,9 +139,14 @@ type activityInbound struct {
 	h *Hook
 }
 
-// ExecuteActivity runs the activity, then fires its point: the result is
-// still in this process, not yet reported.
+// ExecuteActivity fails the activity without running it if FailBefore is
+// armed for it; otherwise it runs the activity, then fires its point: the
+// result is still in this process, not yet reported.
 func (a *activityInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
+	name := activity.GetInfo(ctx).ActivityType.Name
+	if a.h.claim(FailBefore(name)) {
+		return nil, temporal.NewNonRetryableApplicationError("chaos: injected failure of "+name+" (not run)", "ChaosFailure", nil)
+	}
 	res, err := a.Next.ExecuteActivity(ctx, in)
 	a.h.Fire(activity.GetInfo(ctx).ActivityType.Name)
 	return res, err

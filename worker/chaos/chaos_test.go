@@ -130,3 +130,29 @@ func TestCheckDir(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FailBefore makes the next run of the activity fail, non-retryably and
+// without running it, once; nothing is killed.
+func TestFailBeforeFailsOnce(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, FailBefore("touch")), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := &Hook{Dir: dir, Site: "east", Kill: func() { t.Error("FailBefore must not kill") }}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{h.WorkerInterceptor()}})
+	env.RegisterActivity(touch)
+	env.RegisterWorkflow(child)
+	env.ExecuteWorkflow(parent)
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "chaos: injected failure of touch") {
+		t.Fatalf("want the injected failure, got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, FailBefore("touch"))); !os.IsNotExist(err) {
+		t.Fatal("the point must be disarmed after it fired")
+	}
+	if got := run(t, dir); len(got) != 0 {
+		t.Fatalf("disarmed: the next run must succeed untouched, killed at %v", got)
+	}
+}
