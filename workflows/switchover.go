@@ -52,9 +52,11 @@ var (
 	// its 2 s timeout). Above the 5 s database dial timeout, so that an
 	// unreachable database fails with its own error, not a timeout.
 	quickCall = callTimes{startToClose: 2 * dbadmin.DefaultDialTimeout}
-	// fenceCall: DBFence does not heartbeat and may block 25 s after the
-	// 5 s dial (three lock waits of 5 s, then a 10 s drain).
-	fenceCall = callTimes{startToClose: dbadmin.DefaultDialTimeout + 3*dbadmin.DefaultLockWaitTimeout + dbadmin.DefaultDrainTimeout + 5*time.Second}
+	// fenceCall: DBFence may block 25 s after the 5 s dial (three lock
+	// waits of 5 s, then a 10 s drain); it heartbeats every second all the
+	// while, so a dead worker is noticed within the heartbeat timeout.
+	fenceCall = callTimes{startToClose: dbadmin.DefaultDialTimeout + 3*dbadmin.DefaultLockWaitTimeout + dbadmin.DefaultDrainTimeout + 5*time.Second,
+		heartbeat: 5 * dbadmin.FenceHeartbeat}
 	// pointCall: DNSPoint heartbeats every dns.DefaultHeartbeatInterval
 	// and, with a cloud driver, waits up to dns.DefaultSyncTimeout for the
 	// change to propagate.

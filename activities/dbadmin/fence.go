@@ -83,8 +83,12 @@ const fenceAttempts = 3
 //
 // It blocks for at most fenceAttempts lock waits plus DrainTimeout (25 s
 // with the defaults) after connecting: give the activity a StartToClose
-// timeout above that; it does not heartbeat.
+// timeout above that. It heartbeats every FenceHeartbeat throughout (also
+// while a statement blocks), so a heartbeat timeout of a few times that
+// notices a dead worker long before StartToClose.
 func (a *Activities) DBFence(ctx context.Context, in FenceInput) (FenceResult, error) {
+	stop := heartbeatEvery(ctx, FenceHeartbeat, "fencing "+in.Site.Name)
+	defer stop()
 	logger := activity.GetLogger(ctx)
 	s, err := a.open(ctx, "fence", "", in.Site)
 	if err != nil {
@@ -277,4 +281,32 @@ func waitGone(ctx context.Context, conn *sql.Conn, killed []Connection, timeout 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// FenceHeartbeat is how often DBFence heartbeats.
+const FenceHeartbeat = time.Second
+
+// heartbeatEvery records a heartbeat with details every d until the
+// returned stop is called: for an activity whose work blocks in single
+// statements longer than a heartbeat timeout.
+func heartbeatEvery(ctx context.Context, d time.Duration, details any) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		activity.RecordHeartbeat(ctx, details)
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, details)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
