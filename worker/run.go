@@ -20,10 +20,12 @@ import (
 	"github.com/drover-sre/drover/activities/dbadmin"
 	"github.com/drover-sre/drover/activities/dns"
 	"github.com/drover-sre/drover/activities/probe"
+	"github.com/drover-sre/drover/activities/provider"
 	"github.com/drover-sre/drover/activities/provider/aws"
 	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/activities/provider/openstack"
 	"github.com/drover-sre/drover/activities/replicate"
+	"github.com/drover-sre/drover/recipe"
 	"github.com/drover-sre/drover/worker/chaos"
 	"github.com/drover-sre/drover/worker/zaplog"
 	"github.com/drover-sre/drover/workflows"
@@ -133,8 +135,10 @@ func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bi
 	// have activity signatures; helpers such as SiteDir are skipped.
 	w.RegisterActivityWithOptions(&local.Provider{StateDir: stateDir, Bins: bins},
 		activity.RegisterOptions{SkipInvalidStructFunctions: true})
-	w.RegisterActivity(&aws.Activities{})
-	w.RegisterActivity(&openstack.Activities{})
+	// AWSCreateSite, …, OpenStackCreateSite, …: the cloud providers'
+	// activities, named with their provider's prefix (provider.Names).
+	provider.Register(w, &provider.Activities{Provider: recipe.ProviderAWS, Compute: &aws.Compute{}})
+	provider.Register(w, &provider.Activities{Provider: recipe.ProviderOpenStack, Compute: &openstack.Compute{}})
 }
 
 func hostPortOrDefault(o client.Options) string {

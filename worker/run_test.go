@@ -1,8 +1,16 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/drover-sre/drover/activities/provider"
+	"github.com/drover-sre/drover/activities/provider/local"
+	"github.com/drover-sre/drover/recipe"
 )
 
 func TestConfigCheck(t *testing.T) {
@@ -29,5 +37,31 @@ func TestConfigCheck(t *testing.T) {
 	}
 	if !strings.HasSuffix(c.AppBinary, "/petclinic") {
 		t.Errorf("default app binary %q should be petclinic next to the worker", c.AppBinary)
+	}
+}
+
+// The site worker serves the cloud providers' activities under the names
+// workflows use (provider.Names): each answers bad input with a
+// non-retryable ProviderConfig error, before any cloud call.
+func TestCloudProviderActivityNames(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	RegisterSiteActivities(env, "east", t.TempDir(), local.Binaries{}, nil)
+	for _, p := range []string{recipe.ProviderAWS, recipe.ProviderOpenStack} {
+		names, ok := provider.Names(p)
+		if !ok {
+			t.Fatalf("no activity names for %s", p)
+		}
+		for _, name := range []string{names.Create, names.Inspect, names.Start, names.Stop, names.Destroy, names.Scale} {
+			var in any = provider.SiteInput{Site: recipe.Site{Name: "east", Provider: p}}
+			if name == names.Scale {
+				in = provider.ScaleInput{Site: recipe.Site{Name: "east", Provider: p}}
+			}
+			_, err := env.ExecuteActivity(name, in)
+			var ae *temporal.ApplicationError
+			if !errors.As(err, &ae) || ae.Type() != provider.ErrTypeConfig || !ae.NonRetryable() {
+				t.Errorf("%s: %v, want a non-retryable %s error", name, err, provider.ErrTypeConfig)
+			}
+		}
 	}
 }

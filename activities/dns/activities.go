@@ -6,13 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	mdns "github.com/miekg/dns"
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
+	"github.com/drover-sre/drover/activities/internal/cloud"
 	"github.com/drover-sre/drover/recipe"
 )
 
@@ -459,51 +458,17 @@ func (a *Activities) heartbeating(ctx context.Context, details any, fn func() er
 	if interval <= 0 {
 		interval = DefaultHeartbeatInterval
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx, details)
-			}
-		}
-	}()
-	err := fn()
-	close(done)
-	wg.Wait()
-	return err
+	return cloud.Heartbeating(ctx, interval, fn, details)
 }
 
+// errTypePrefix starts the application error type of every DNS activity
+// error: a Kind k gives the type k.ErrType(errTypePrefix), one of the
+// ErrType* constants.
+const errTypePrefix = "DNS"
+
 // activityError turns a driver error into the Temporal error a workflow
-// sees: Auth and Config are non-retryable, the rest retryable. The message
-// is the driver error's whole text; its cause chain is not attached, since
-// Temporal would only repeat each wrapped message as a typeless failure in
-// the UI. A cancelled activity returns its context's error.
+// sees (cloud.ActivityError): Auth and Config are non-retryable, the rest
+// retryable, and a cancelled activity returns its context's error.
 func activityError(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	msg := err.Error()
-	switch KindOf(err) {
-	case Auth:
-		return temporal.NewNonRetryableApplicationError(msg, ErrTypeAuth, nil)
-	case Config:
-		return temporal.NewNonRetryableApplicationError(msg, ErrTypeConfig, nil)
-	case Throttled:
-		return temporal.NewApplicationError(msg, ErrTypeThrottled)
-	default:
-		return temporal.NewApplicationError(msg, ErrTypeTransient)
-	}
+	return cloud.ActivityError(ctx, err, KindOf(err), errTypePrefix)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,10 +13,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/drover-sre/drover/activities/dns"
+	"github.com/drover-sre/drover/activities/internal/cloudtest"
 	"github.com/drover-sre/drover/recipe"
 )
 
@@ -26,30 +25,12 @@ import (
 // its result into out.
 func run(t *testing.T, a *dns.Activities, fn any, in any, out any, heartbeat any) error {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	if heartbeat != nil {
-		env.SetHeartbeatDetails(heartbeat)
-	}
-	v, err := env.ExecuteActivity(fn, in)
-	if err != nil {
-		return err
-	}
-	require.NoError(t, v.Get(out))
-	return nil
-}
-
-// appError asserts that err is a Temporal application error of errType with
-// the given retryability, and returns its message.
-func appError(t *testing.T, err error, errType string, nonRetryable bool) string {
-	t.Helper()
-	require.Error(t, err)
-	var ae *temporal.ApplicationError
-	require.True(t, errors.As(err, &ae), "not an application error: %v", err)
-	assert.Equal(t, errType, ae.Type(), "%v", err)
-	assert.Equal(t, nonRetryable, ae.NonRetryable(), "%v", err)
-	return ae.Error()
+	return cloudtest.Execute(t, func(env *testsuite.TestActivityEnvironment) {
+		env.RegisterActivity(a)
+		if heartbeat != nil {
+			env.SetHeartbeatDetails(heartbeat)
+		}
+	}, fn, in, out)
 }
 
 // The activities against a real BIND9: DNSGet reads, DNSPoint moves the
@@ -136,7 +117,7 @@ func TestActivitiesRFC2136(t *testing.T) {
 	bad := d
 	bad.TSIG.Secret = recipe.SecretRef("file:" + wrong)
 	err = run(t, a, a.DNSPoint, dns.PointInput{DNS: bad, Addrs: []string{"127.0.0.9"}}, &pt, nil)
-	msg := appError(t, err, dns.ErrTypeAuth, true)
+	msg := cloudtest.AppError(t, err, dns.ErrTypeAuth, true)
 	assert.Contains(t, msg, "dns query app.drover.test. at "+n.Addr()+": NOTAUTH, TSIG error BADSIG (TSIG key drover-key rejected")
 	assert.Empty(t, dig(t, n, "app.drover.test."), "record untouched")
 
@@ -154,15 +135,15 @@ func TestActivitiesRFC2136(t *testing.T) {
 		"bad ttl":        {DNS: d, Addrs: []string{"127.0.0.9"}, TTL: -5},
 	} {
 		err := run(t, a, a.DNSPoint, in, &pt, nil)
-		msg := appError(t, err, dns.ErrTypeConfig, true)
+		msg := cloudtest.AppError(t, err, dns.ErrTypeConfig, true)
 		t.Logf("%s: %s", what, msg)
 	}
 	err = run(t, a, a.DNSRemove, dns.RemoveInput{DNS: d, Addr: "nope"}, &rm, nil)
-	appError(t, err, dns.ErrTypeConfig, true)
+	cloudtest.AppError(t, err, dns.ErrTypeConfig, true)
 	unknown := d
 	unknown.Driver = "bind-api"
 	err = run(t, a, a.DNSGet, dns.GetInput{DNS: unknown}, &got, nil)
-	appError(t, err, dns.ErrTypeConfig, true)
+	cloudtest.AppError(t, err, dns.ErrTypeConfig, true)
 
 	// Nothing that left the activities holds the secret.
 	for _, v := range []any{got, pt, rm, ans} {
@@ -211,7 +192,7 @@ func TestActivitiesRoute53FromEnvironment(t *testing.T) {
 		return http.StatusBadRequest, route53ErrorBody("Throttling", "Rate exceeded")
 	}
 	err := run(t, a, a.DNSPoint, dns.PointInput{DNS: d, Addrs: []string{"192.0.2.20"}}, &pt, nil)
-	appError(t, err, dns.ErrTypeThrottled, false)
+	cloudtest.AppError(t, err, dns.ErrTypeThrottled, false)
 
 	f.fail = func(op string) (int, string) {
 		if op == "ChangeResourceRecordSets" {
@@ -220,13 +201,13 @@ func TestActivitiesRoute53FromEnvironment(t *testing.T) {
 		return 0, ""
 	}
 	err = run(t, a, a.DNSPoint, dns.PointInput{DNS: d, Addrs: []string{"192.0.2.20"}}, &pt, nil)
-	assert.Contains(t, appError(t, err, dns.ErrTypeAuth, true), "AccessDenied")
+	assert.Contains(t, cloudtest.AppError(t, err, dns.ErrTypeAuth, true), "AccessDenied")
 
 	f.fail = nil
 	other := d
 	other.ZoneID = "ZOTHER"
 	err = run(t, a, a.DNSGet, dns.GetInput{DNS: other}, &dns.GetResult{}, nil)
-	assert.Contains(t, appError(t, err, dns.ErrTypeConfig, true), "NoSuchHostedZone")
+	assert.Contains(t, cloudtest.AppError(t, err, dns.ErrTypeConfig, true), "NoSuchHostedZone")
 }
 
 // Factories can be injected: here a Designate driver on a ready service
@@ -255,5 +236,5 @@ func TestActivitiesInjectedDesignate(t *testing.T) {
 		return 0, ""
 	}
 	err := run(t, a, a.DNSPoint, dns.PointInput{DNS: d, Addrs: []string{"192.0.2.30"}}, &pt, nil)
-	assert.Contains(t, appError(t, err, dns.ErrTypeTransient, false), "HTTP 503: service_unavailable try later")
+	assert.Contains(t, cloudtest.AppError(t, err, dns.ErrTypeTransient, false), "HTTP 503: service_unavailable try later")
 }

@@ -2,21 +2,19 @@ package dns
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
-	"github.com/gophercloud/gophercloud/v2/openstack/config"
-	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 	"github.com/gophercloud/gophercloud/v2/openstack/dns/v2/recordsets"
+
+	"github.com/drover-sre/drover/activities/internal/keystone"
 )
 
 // Designate manages A record sets of one OpenStack Designate zone. A change
@@ -48,33 +46,15 @@ type Designate struct {
 // errors.
 func NewDesignateClient(ctx context.Context) (*gophercloud.ServiceClient, error) {
 	const op = "designate client"
-	var (
-		ao        gophercloud.AuthOptions
-		eo        gophercloud.EndpointOpts
-		tlsConfig *tls.Config
-		err       error
-	)
-	if os.Getenv("OS_CLOUD") != "" {
-		ao, eo, tlsConfig, err = clouds.Parse()
-		if err != nil {
-			return nil, &Error{Op: op, Kind: Config, Msg: "clouds.yaml: " + err.Error(), Err: err}
-		}
-	} else {
-		ao, err = openstack.AuthOptionsFromEnv()
-		if err != nil {
-			return nil, &Error{Op: op, Kind: Config, Msg: "OpenStack credentials: set OS_CLOUD (clouds.yaml) or the OS_* variables: " + err.Error(), Err: err}
-		}
-		eo.Region = os.Getenv("OS_REGION_NAME")
-		if i := os.Getenv("OS_INTERFACE"); i != "" {
-			eo.Availability = gophercloud.Availability(strings.TrimSuffix(i, "URL"))
-		}
-	}
-	ao.AllowReauth = true
-	pc, err := config.NewProviderClient(ctx, ao, config.WithTLSConfig(tlsConfig))
+	cfg, err := keystone.Load()
 	if err != nil {
-		return nil, gopherError("keystone auth", "", ao.IdentityEndpoint, err)
+		return nil, &Error{Op: op, Kind: Config, Msg: err.Error(), Err: err}
 	}
-	sc, err := openstack.NewDNSV2(pc, eo)
+	pc, err := cfg.Authenticate(ctx)
+	if err != nil {
+		return nil, gopherError("keystone auth", "", cfg.Auth.IdentityEndpoint, err)
+	}
+	sc, err := openstack.NewDNSV2(pc, cfg.Endpoint)
 	if err != nil {
 		return nil, gopherError(op, "", "service catalog", err)
 	}

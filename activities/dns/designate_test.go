@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,49 +14,22 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-sre/drover/activities/dns"
+	"github.com/drover-sre/drover/activities/internal/cloudtest"
 )
 
 const desZoneID = "a86dba58-0043-4cc6-a1bb-69d5e86f3ca3"
 
-// openstackEnv clears every OS_* variable gophercloud reads, for the test.
-func openstackEnv(t *testing.T) {
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "OS_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-}
-
-// cloudsYAML writes a clouds.yaml for the fake Keystone and points OS_CLOUD
-// and OS_CLIENT_CONFIG_FILE at it, as an operator's worker would be set up.
-func cloudsYAML(t *testing.T, k *fakeKeystone, password string) {
-	openstackEnv(t)
-	path := filepath.Join(t.TempDir(), "clouds.yaml")
-	yaml := `clouds:
-  drover-lab:
-    auth:
-      auth_url: ` + k.srv.URL + `/v3
-      username: ` + k.user + `
-      password: ` + password + `
-      project_name: ` + k.project + `
-      user_domain_name: ` + k.domain + `
-      project_domain_name: ` + k.domain + `
-    region_name: RegionOne
-    interface: public
-    identity_api_version: 3
-`
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	t.Setenv("OS_CLIENT_CONFIG_FILE", path)
-	t.Setenv("OS_CLOUD", "drover-lab")
-}
-
 // designateStack is a fake Keystone whose catalog points at a fake Designate
-// that accepts only the tokens that Keystone issued.
-func designateStack(t *testing.T) (*fakeKeystone, *fakeDesignate) {
+// that accepts only the tokens that Keystone issued. The catalog's "dns"
+// service has an internal and a public endpoint in RegionOne; the client
+// must pick the public one.
+func designateStack(t *testing.T) (*cloudtest.Keystone, *fakeDesignate) {
 	des := newFakeDesignate(t, desZoneID, "drover.test.")
-	k := newFakeKeystone(t, des.srv.URL+"/")
-	des.valid = func(tok string) bool { return slices.Contains(k.issued(), tok) }
+	k := cloudtest.NewKeystone(t, cloudtest.Service{Type: "dns", Name: "designate", Endpoints: []cloudtest.Endpoint{
+		{Interface: "internal", Region: "RegionOne", URL: "http://192.0.2.1:9001/"},
+		{Interface: "public", Region: "RegionOne", URL: des.srv.URL + "/"},
+	}})
+	des.valid = func(tok string) bool { return slices.Contains(k.Issued(), tok) }
 	return k, des
 }
 
@@ -72,13 +43,13 @@ func TestDesignateThroughKeystone(t *testing.T) {
 	k, des := designateStack(t)
 	des.activeAfter = 2
 	des.put("www.drover.test.", 300, "192.0.2.99")
-	cloudsYAML(t, k, k.password)
+	k.CloudsYAML(t, k.Password, "RegionOne")
 	ctx := context.Background()
 
 	sc, err := dns.NewDesignateClient(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, des.srv.URL+"/", sc.Endpoint, "public endpoint of RegionOne from the catalog")
-	require.Len(t, k.issued(), 1)
+	require.Len(t, k.Issued(), 1)
 	d := &dns.Designate{Client: sc, ZoneID: desZoneID, PollInterval: 5 * time.Millisecond, SyncTimeout: 5 * time.Second}
 	const app = "app.drover.test."
 
@@ -142,14 +113,14 @@ func TestDesignateThroughKeystone(t *testing.T) {
 
 	// The token expires (Designate refuses it): the client authenticates
 	// again by itself, as a long-running worker needs.
-	first := k.issued()[0]
+	first := k.Issued()[0]
 	des.mu.Lock()
-	des.valid = func(tok string) bool { return tok != first && slices.Contains(k.issued(), tok) }
+	des.valid = func(tok string) bool { return tok != first && slices.Contains(k.Issued(), tok) }
 	des.mu.Unlock()
 	got, err = d.Get(ctx, "www.drover.test")
 	require.NoError(t, err)
 	assert.Equal(t, set(300, "192.0.2.99"), got)
-	assert.Len(t, k.issued(), 2, "re-authenticated once")
+	assert.Len(t, k.Issued(), 2, "re-authenticated once")
 }
 
 // Credentials also come from the OS_* environment when OS_CLOUD is unset;
@@ -158,12 +129,7 @@ func TestDesignateCredentials(t *testing.T) {
 	k, des := designateStack(t)
 	ctx := context.Background()
 
-	openstackEnv(t)
-	t.Setenv("OS_AUTH_URL", k.srv.URL+"/v3")
-	t.Setenv("OS_USERNAME", k.user)
-	t.Setenv("OS_PASSWORD", k.password)
-	t.Setenv("OS_PROJECT_NAME", k.project)
-	t.Setenv("OS_DOMAIN_NAME", k.domain)
+	k.Env(t)
 	t.Setenv("OS_REGION_NAME", "RegionOne")
 	sc, err := dns.NewDesignateClient(ctx)
 	require.NoError(t, err)
@@ -172,7 +138,7 @@ func TestDesignateCredentials(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, set(60, "192.0.2.1"), got)
 
-	cloudsYAML(t, k, "not-the-password")
+	k.CloudsYAML(t, "not-the-password", "RegionOne")
 	_, err = dns.NewDesignateClient(ctx)
 	require.Error(t, err)
 	t.Log(err)
@@ -180,7 +146,7 @@ func TestDesignateCredentials(t *testing.T) {
 	assert.ErrorContains(t, err, "HTTP 401")
 	assert.NotContains(t, err.Error(), "not-the-password")
 
-	openstackEnv(t)
+	cloudtest.ClearEnv(t)
 	_, err = dns.NewDesignateClient(ctx)
 	assert.Equal(t, dns.Config, dns.KindOf(err), "%v", err)
 	assert.ErrorContains(t, err, "set OS_CLOUD (clouds.yaml) or the OS_* variables")

@@ -16,12 +16,13 @@ package dns
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/drover-sre/drover/activities/internal/cloud"
 )
 
 // Driver manages the A record set of names in one zone. Implementations are
@@ -142,40 +143,28 @@ func (s RecordSet) String() string {
 	return fmt.Sprintf("[%s] ttl %d", strings.Join(s.Strings(), " "), s.TTL)
 }
 
-// Kind classifies a driver error by what can fix it.
-type Kind int
+// Kind classifies a driver error by what can fix it. It is the
+// classification the provider package uses too; a driver gives only the
+// four kinds below, with the meaning they have here.
+type Kind = cloud.Kind
 
 const (
 	// Transient errors may go away by themselves: network failures,
 	// timeouts, server failures, a concurrent change, a change that has not
 	// propagated yet. Retrying later is right.
-	Transient Kind = iota
+	Transient = cloud.Transient
 	// Throttled means the provider asked the caller to slow down. Retrying
 	// with backoff is right.
-	Throttled
+	Throttled = cloud.Throttled
 	// Auth means the provider refused the credentials or the permission: a
 	// rejected TSIG key, AccessDenied, HTTP 401/403. Retrying cannot help
 	// until a person fixes the key, credentials or policy.
-	Auth
+	Auth = cloud.Auth
 	// Config means the request can never succeed as configured: an unknown
 	// zone, a name outside the zone, an invalid address, a record set the
 	// driver must not manage. Retrying cannot help.
-	Config
+	Config = cloud.Config
 )
-
-// String names the kind: "transient", "throttled", "auth" or "config".
-func (k Kind) String() string {
-	switch k {
-	case Throttled:
-		return "throttled"
-	case Auth:
-		return "auth"
-	case Config:
-		return "config"
-	default:
-		return "transient"
-	}
-}
 
 // Error is a failed driver operation. Its message names the operation, the
 // record and the server or zone it was sent to, and never holds a secret.
@@ -190,22 +179,7 @@ type Error struct {
 
 // Error formats e as "OP NAME at TARGET: MSG", leaving out empty parts.
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Op)
-	if e.Name != "" {
-		b.WriteString(" " + e.Name)
-	}
-	if e.Target != "" {
-		b.WriteString(" at " + e.Target)
-	}
-	msg := e.Msg
-	if msg == "" && e.Err != nil {
-		msg = e.Err.Error()
-	}
-	if msg != "" {
-		b.WriteString(": " + msg)
-	}
-	return b.String()
+	return cloud.Text(e.Op, e.Msg, e.Err, "", e.Name, "at", e.Target)
 }
 
 // Unwrap returns the underlying error.
@@ -214,11 +188,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // KindOf returns the Kind of the first *Error in err's chain, and Transient
 // for any other non-nil error (context cancellation included) and for nil.
 func KindOf(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return Transient
+	return cloud.KindOf(err, func(e *Error) Kind { return e.Kind })
 }
 
 // fqdn returns name lower-cased with exactly one trailing dot.

@@ -3,9 +3,11 @@
 // "db") and an app tier of N instances (role "app"), each tagged (AWS) or
 // given metadata (OpenStack) drover:app, drover:site and drover:role, and
 // drover:run when a runbook run created it. Compute is the interface every
-// cloud provider implements (subpackages aws and openstack); each exposes it
-// to workflows as Temporal activities whose names carry the provider's
-// prefix (AWSCreateSite, OpenStackCreateSite, …; see Names). The local
+// cloud provider implements (subpackages aws and openstack); Activities
+// exposes any of them to workflows as Temporal activities whose names carry
+// the provider's prefix (AWSCreateSite, OpenStackCreateSite, …; see Names),
+// and the helpers here (CheckInput, Clients, PlanScale, …) hold what the
+// implementations share. The local
 // provider (subpackage local) keeps its own activities: StartSite creates a
 // local site on its first start.
 //
@@ -34,8 +36,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
+	"github.com/drover-sre/drover/activities/internal/cloud"
 	"github.com/drover-sre/drover/recipe"
 )
 
@@ -167,15 +169,7 @@ type SiteState struct {
 }
 
 // Role returns the live instances with role, in report order.
-func (s SiteState) Role(role string) []Instance {
-	var out []Instance
-	for _, i := range s.Instances {
-		if i.Role == role && i.Live() {
-			out = append(out, i)
-		}
-	}
-	return out
-}
+func (s SiteState) Role(role string) []Instance { return Live(s.Instances, role) }
 
 // Running reports whether the site has its database instance and every
 // live instance runs.
@@ -254,75 +248,67 @@ type ActivityNames struct {
 }
 
 // Names returns the activity names of a cloud provider ("aws",
-// "openstack"). The local provider has no such set (its StartSite creates a
-// site on first start; see package local) and gives false.
+// "openstack"): its prefix ("AWS", "OpenStack") before the name of each
+// method of Activities. The local provider has no such set (its StartSite
+// creates a site on first start; see package local) and gives false.
 func Names(providerName string) (ActivityNames, bool) {
-	var prefix string
-	switch providerName {
-	case recipe.ProviderAWS:
-		prefix = "AWS"
-	case recipe.ProviderOpenStack:
-		prefix = "OpenStack"
-	default:
+	p, ok := prefix(providerName)
+	if !ok {
 		return ActivityNames{}, false
 	}
 	return ActivityNames{
-		Create: prefix + "CreateSite", Inspect: prefix + "InspectSite", Start: prefix + "StartSite",
-		Stop: prefix + "StopSite", Destroy: prefix + "DestroySite", Scale: prefix + "ScaleSite",
+		Create: p + "CreateSite", Inspect: p + "InspectSite", Start: p + "StartSite",
+		Stop: p + "StopSite", Destroy: p + "DestroySite", Scale: p + "ScaleSite",
 	}, true
 }
 
-// Kind classifies a provider error by what can fix it.
-type Kind int
+// prefix returns the activity name prefix of a cloud provider.
+func prefix(providerName string) (string, bool) {
+	switch providerName {
+	case recipe.ProviderAWS:
+		return "AWS", true
+	case recipe.ProviderOpenStack:
+		return "OpenStack", true
+	}
+	return "", false
+}
+
+// Kind classifies a provider error by what can fix it. It is the
+// classification the dns package uses too; a provider gives each kind the
+// meaning below.
+type Kind = cloud.Kind
 
 const (
 	// Transient errors may go away by themselves: network failures,
 	// timeouts, server errors, an instance in a state that is about to
 	// change, a wait that ran out. Retrying later is right.
-	Transient Kind = iota
+	Transient = cloud.Transient
 	// Throttled means the provider asked the caller to slow down (EC2
 	// RequestLimitExceeded, Nova 413/429 over limit). Retrying with backoff
 	// is right.
-	Throttled
+	Throttled = cloud.Throttled
 	// Quota means the account, project or zone cannot hold more: an
 	// instance or vCPU limit, a Nova quota, no capacity for the instance
 	// type. Retrying cannot help until a person raises the quota or picks
 	// another type, flavor or zone.
-	Quota
+	Quota = cloud.Quota
 	// Auth means the credentials or the permissions were refused. Retrying
 	// cannot help until a person fixes the credentials or the policy.
-	Auth
+	Auth = cloud.Auth
 	// Config means the request can never succeed as given: a bad or
 	// missing recipe field, an unknown image, subnet or flavor, a region
 	// without the service. Retrying cannot help.
-	Config
+	Config = cloud.Config
 	// Failed means an instance broke on its way up (terminated at launch,
 	// Nova ERROR). Retrying cannot repair it: destroy the site and create
 	// it again.
-	Failed
+	Failed = cloud.Failed
 )
 
-// String names the kind: "transient", "throttled", "quota", "auth",
-// "config" or "failed".
-func (k Kind) String() string {
-	switch k {
-	case Throttled:
-		return "throttled"
-	case Quota:
-		return "quota"
-	case Auth:
-		return "auth"
-	case Config:
-		return "config"
-	case Failed:
-		return "failed"
-	default:
-		return "transient"
-	}
-}
-
-// Retryable reports whether retrying may help: Transient and Throttled.
-func (k Kind) Retryable() bool { return k == Transient || k == Throttled }
+// errTypePrefix starts the application error type of every provider
+// activity error: a Kind k gives the type k.ErrType(errTypePrefix), one of
+// the ErrType* constants.
+const errTypePrefix = "Provider"
 
 // Application error types of the provider activities, for a workflow's
 // RetryPolicy and for reports. Only ErrTypeTransient and ErrTypeThrottled
@@ -335,24 +321,6 @@ const (
 	ErrTypeConfig    = "ProviderConfig"         // Config; not retryable
 	ErrTypeFailed    = "ProviderInstanceFailed" // Failed; not retryable
 )
-
-// ErrType returns the application error type of k.
-func (k Kind) ErrType() string {
-	switch k {
-	case Throttled:
-		return ErrTypeThrottled
-	case Quota:
-		return ErrTypeQuota
-	case Auth:
-		return ErrTypeAuth
-	case Config:
-		return ErrTypeConfig
-	case Failed:
-		return ErrTypeFailed
-	default:
-		return ErrTypeTransient
-	}
-}
 
 // Error is a failed provider operation. Its message names the operation,
 // the site and where the request went, and never holds a secret.
@@ -367,22 +335,7 @@ type Error struct {
 
 // Error formats e as "OP site SITE in TARGET: MSG", leaving out empty parts.
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Op)
-	if e.Site != "" {
-		b.WriteString(" site " + e.Site)
-	}
-	if e.Target != "" {
-		b.WriteString(" in " + e.Target)
-	}
-	msg := e.Msg
-	if msg == "" && e.Err != nil {
-		msg = e.Err.Error()
-	}
-	if msg != "" {
-		b.WriteString(": " + msg)
-	}
-	return b.String()
+	return cloud.Text(e.Op, e.Msg, e.Err, "site", e.Site, "in", e.Target)
 }
 
 // Unwrap returns the underlying error.
@@ -391,30 +344,16 @@ func (e *Error) Unwrap() error { return e.Err }
 // KindOf returns the Kind of the first *Error in err's chain, and Transient
 // for any other error.
 func KindOf(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return Transient
+	return cloud.KindOf(err, func(e *Error) Kind { return e.Kind })
 }
 
 // ActivityError turns a provider error into the error a workflow sees: a
-// Temporal application error whose type is the Kind's ErrType, retryable
-// only for Transient and Throttled. The message is the error's whole text;
-// the cause chain is not attached (Temporal would only repeat it). A
-// cancelled activity returns its context's error.
+// Temporal application error whose type is the one of its Kind (ErrType*),
+// retryable only for Transient and Throttled. The message is the error's
+// whole text; the cause chain is not attached (Temporal would only repeat
+// it). A cancelled activity returns its context's error.
 func ActivityError(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	k := KindOf(err)
-	if k.Retryable() {
-		return temporal.NewApplicationError(err.Error(), k.ErrType())
-	}
-	return temporal.NewNonRetryableApplicationError(err.Error(), k.ErrType(), nil)
+	return cloud.ActivityError(ctx, err, KindOf(err), errTypePrefix)
 }
 
 // CheckInput checks what every operation needs before any API call: the app
@@ -519,6 +458,117 @@ func IDs(is []Instance) []string {
 	return out
 }
 
+// Live returns the live instances of is with role, in their order.
+func Live(is []Instance, role string) []Instance {
+	var out []Instance
+	for _, i := range is {
+		if i.Role == role && i.Live() {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// OfRoles returns the instances of is whose role is among roles (empty
+// means all), in their order.
+func OfRoles(is []Instance, roles []string) []Instance {
+	var out []Instance
+	for _, i := range is {
+		if Selected(roles, i.Role) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// IDsIn returns the ids of the instances of is that are in one of states.
+func IDsIn(is []Instance, states ...string) []string {
+	var out []string
+	for _, i := range is {
+		if slices.Contains(states, i.State) {
+			out = append(out, i.ID)
+		}
+	}
+	return out
+}
+
+// Union returns the ids of a, then those of b that are not in a.
+func Union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// ScalePlan is what Scale must do to a site's app tier: create Add app
+// instances, or delete Remove, or (both empty) nothing.
+type ScalePlan struct {
+	// Apps are the site's live app instances.
+	Apps []Instance
+	// Add is how many app instances to create.
+	Add int
+	// Remove are the app instances to delete (Surplus).
+	Remove []Instance
+}
+
+// PlanScale returns what Scale must do to give the site whose instances
+// are all exactly in.Instances app instances. When it must create some, it
+// first checks the site's compute block (CheckInput with create), which
+// only creating needs; a missing or bad block is a Config error.
+func PlanScale(op, providerName string, in ScaleInput, all []Instance) (ScalePlan, error) {
+	p := ScalePlan{Apps: Live(all, RoleApp)}
+	switch n := len(p.Apps); {
+	case n < in.Instances:
+		if err := CheckInput(op, providerName, in.SiteInput(), true); err != nil {
+			return ScalePlan{}, err
+		}
+		p.Add = in.Instances - n
+	case n > in.Instances:
+		p.Remove = Surplus(p.Apps, n-in.Instances)
+	}
+	return p, nil
+}
+
+// Clients keeps one API client per region for a Compute implementation.
+// The zero value is ready to use; it is safe for concurrent use.
+type Clients[C any] struct {
+	mu sync.Mutex
+	m  map[string]C
+}
+
+// Open checks in for op as CheckInput does (nothing is built for bad
+// input) and returns the client of its site's region, built on first use
+// by build, or by def when build is nil. A failed build is not kept; its
+// *Error gets the site (WithSite).
+func (cs *Clients[C]) Open(ctx context.Context, op, providerName string, in SiteInput, create bool,
+	build, def func(ctx context.Context, region string) (C, error)) (C, error) {
+	var none C
+	if err := CheckInput(op, providerName, in, create); err != nil {
+		return none, err
+	}
+	region := in.Site.Region
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if c, ok := cs.m[region]; ok {
+		return c, nil
+	}
+	if build == nil {
+		build = def
+	}
+	c, err := build(ctx, region)
+	if err != nil {
+		return none, WithSite(err, in.Site.Name)
+	}
+	if cs.m == nil {
+		cs.m = map[string]C{}
+	}
+	cs.m[region] = c
+	return c, nil
+}
+
 // Token returns a deterministic idempotency token (64 characters at most)
 // for one create request: the same parts give the same token, so a retried
 // request cannot create twice, and any change in them gives another.
@@ -553,62 +603,4 @@ func WithSite(err error, site string) error {
 		e.Site = site
 	}
 	return err
-}
-
-// DefaultHeartbeatInterval is how often the provider activities heartbeat
-// while an operation waits on the cloud.
-const DefaultHeartbeatInterval = 10 * time.Second
-
-// Heartbeating runs fn inside an activity, recording a heartbeat every
-// interval (zero means DefaultHeartbeatInterval) until fn returns, so a
-// long wait for instances keeps the activity alive and lets a cancellation
-// through. Outside an activity it just runs fn.
-func Heartbeating(ctx context.Context, interval time.Duration, fn func() error) error {
-	if !activity.IsActivity(ctx) {
-		return fn()
-	}
-	if interval <= 0 {
-		interval = DefaultHeartbeatInterval
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	err := fn()
-	close(done)
-	wg.Wait()
-	return err
-}
-
-// Do runs one Compute operation as the body of an activity: it heartbeats
-// while op runs, logs what the operation created or changed, and returns
-// op's error as ActivityError makes it.
-func Do(ctx context.Context, heartbeat time.Duration, name string, op func() (SiteState, error)) (SiteState, error) {
-	var st SiteState
-	err := Heartbeating(ctx, heartbeat, func() error {
-		var err error
-		st, err = op()
-		return err
-	})
-	if err != nil {
-		return st, ActivityError(ctx, err)
-	}
-	if activity.IsActivity(ctx) && (len(st.Created) > 0 || len(st.Changed) > 0) {
-		activity.GetLogger(ctx).Info(name, "app", st.App, "site", st.Site, "created", st.Created, "changed", st.Changed)
-	}
-	return st, nil
 }

@@ -3,12 +3,15 @@ package provider_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
+	"github.com/drover-sre/drover/activities/internal/cloudtest"
 	"github.com/drover-sre/drover/activities/provider"
 	"github.com/drover-sre/drover/recipe"
 )
@@ -97,4 +100,124 @@ func TestInstanceHelpers(t *testing.T) {
 	assert.Equal(t, "given", provider.RequestKey(context.Background(), "given"))
 	assert.NotEqual(t, provider.RequestKey(context.Background(), ""), provider.RequestKey(context.Background(), ""),
 		"outside an activity every call is its own request")
+}
+
+// fakeCompute records which operation ran and answers with its state.
+type fakeCompute struct {
+	calls []string
+	err   error
+}
+
+func (f *fakeCompute) op(name string, in provider.SiteInput) (provider.SiteState, error) {
+	f.calls = append(f.calls, name)
+	return provider.SiteState{Provider: in.Site.Provider, App: in.App, Site: in.Site.Name, Changed: []string{name}}, f.err
+}
+
+func (f *fakeCompute) Create(_ context.Context, in provider.SiteInput) (provider.SiteState, error) {
+	return f.op("create", in)
+}
+func (f *fakeCompute) Inspect(_ context.Context, in provider.SiteInput) (provider.SiteState, error) {
+	return f.op("inspect", in)
+}
+func (f *fakeCompute) Start(_ context.Context, in provider.SiteInput) (provider.SiteState, error) {
+	return f.op("start", in)
+}
+func (f *fakeCompute) Stop(_ context.Context, in provider.SiteInput) (provider.SiteState, error) {
+	return f.op("stop", in)
+}
+func (f *fakeCompute) Destroy(_ context.Context, in provider.SiteInput) (provider.SiteState, error) {
+	return f.op("destroy", in)
+}
+func (f *fakeCompute) Scale(_ context.Context, in provider.ScaleInput) (provider.SiteState, error) {
+	return f.op("scale", in.SiteInput())
+}
+
+// Registered by Register, Activities serves exactly the names Names gives,
+// each running its Compute operation; a provider error reaches the workflow
+// as ActivityError makes it; a provider without names cannot be registered.
+func TestActivitiesNames(t *testing.T) {
+	for _, p := range []string{recipe.ProviderAWS, recipe.ProviderOpenStack} {
+		f := &fakeCompute{}
+		a := &provider.Activities{Provider: p, Compute: f, HeartbeatInterval: time.Millisecond}
+		names, ok := provider.Names(p)
+		assert.True(t, ok)
+		site := recipe.Site{Name: "west", Provider: p}
+		for op, name := range map[string]string{"create": names.Create, "inspect": names.Inspect, "start": names.Start,
+			"stop": names.Stop, "destroy": names.Destroy} {
+			st, err := cloudtest.RunSite(t, a, name, provider.SiteInput{App: "petclinic", Site: site})
+			assert.NoError(t, err, name)
+			assert.Equal(t, []string{op}, st.Changed, name)
+		}
+		st, err := cloudtest.RunSite(t, a, names.Scale, provider.ScaleInput{App: "petclinic", Site: site, Instances: 2})
+		assert.NoError(t, err)
+		assert.Equal(t, []string{"scale"}, st.Changed)
+		assert.Equal(t, []string{"create", "destroy", "inspect", "scale", "start", "stop"}, slices.Sorted(slices.Values(f.calls)))
+
+		f.err = &provider.Error{Op: p + " stop", Site: "west", Kind: provider.Quota, Msg: "full"}
+		_, err = cloudtest.RunSite(t, a, names.Stop, provider.SiteInput{App: "petclinic", Site: site})
+		assert.Contains(t, cloudtest.AppError(t, err, provider.ErrTypeQuota, true), p+" stop site west: full")
+	}
+	var s testsuite.WorkflowTestSuite
+	assert.Panics(t, func() {
+		provider.Register(s.NewTestActivityEnvironment(), &provider.Activities{Provider: recipe.ProviderLocal, Compute: &fakeCompute{}})
+	})
+}
+
+// The helpers the Compute implementations share: selecting instances,
+// planning a scale, and keeping one client per region.
+func TestImplementationHelpers(t *testing.T) {
+	is := []provider.Instance{
+		{ID: "d1", Role: "db", State: provider.StateRunning},
+		{ID: "a1", Role: "app", State: provider.StateRunning, LaunchedAt: time.Unix(1, 0)},
+		{ID: "a2", Role: "app", State: provider.StatePending, LaunchedAt: time.Unix(2, 0)},
+		{ID: "a3", Role: "app", State: provider.StateTerminating},
+	}
+	assert.Equal(t, []string{"a1", "a2"}, provider.IDs(provider.Live(is, "app")))
+	assert.Equal(t, []string{"d1"}, provider.IDs(provider.OfRoles(is, []string{"db"})))
+	assert.Len(t, provider.OfRoles(is, nil), 4)
+	assert.Equal(t, []string{"a2", "a3"}, provider.IDsIn(is, provider.StatePending, provider.StateTerminating))
+	assert.Equal(t, []string{"x", "y", "z"}, provider.Union([]string{"x", "y"}, []string{"y", "z"}))
+
+	site := recipe.Site{Name: "west", Provider: "aws", Region: "eu-west-1"}
+	in := provider.ScaleInput{App: "petclinic", Site: site, Instances: 1}
+	plan, err := provider.PlanScale("aws scale", "aws", in, is)
+	assert.NoError(t, err)
+	assert.Equal(t, []string{"a2"}, provider.IDs(plan.Remove), "the newest goes")
+	assert.Zero(t, plan.Add)
+	in.Instances = 2
+	plan, err = provider.PlanScale("aws scale", "aws", in, is)
+	assert.NoError(t, err)
+	assert.Equal(t, provider.ScalePlan{Apps: plan.Apps}, plan, "nothing to do")
+	in.Instances = 4
+	_, err = provider.PlanScale("aws scale", "aws", in, is)
+	assert.ErrorContains(t, err, "aws: required to create instances", "creating needs the compute block")
+	in.Site.AWS = recipe.AWSCompute{LaunchTemplate: "lt-0123456789abcdef0"}
+	plan, err = provider.PlanScale("aws scale", "aws", in, is)
+	assert.NoError(t, err)
+	assert.Equal(t, 2, plan.Add)
+
+	var cs provider.Clients[string]
+	built := 0
+	build := func(_ context.Context, region string) (string, error) {
+		built++
+		if region == "eu-south-2" {
+			return "", &provider.Error{Op: "aws client", Kind: provider.Config}
+		}
+		return "client of " + region, nil
+	}
+	ctx := context.Background()
+	si := provider.SiteInput{App: "petclinic", Site: site}
+	for range 2 {
+		c, err := cs.Open(ctx, "aws inspect", "aws", si, false, nil, build)
+		assert.NoError(t, err)
+		assert.Equal(t, "client of eu-west-1", c)
+	}
+	assert.Equal(t, 1, built, "kept")
+	_, err = cs.Open(ctx, "aws inspect", "aws", provider.SiteInput{Site: site}, false, build, nil)
+	assert.ErrorContains(t, err, "not a valid app name")
+	assert.Equal(t, 1, built, "bad input builds nothing")
+	si.Site.Region = "eu-south-2"
+	_, err = cs.Open(ctx, "aws inspect", "aws", si, false, build, nil)
+	assert.Equal(t, provider.Config, provider.KindOf(err))
+	assert.ErrorContains(t, err, "aws client site west", "the site is filled in")
 }

@@ -10,11 +10,12 @@
 // was lost returns the same instances instead of launching more. Waits use
 // the SDK's EC2 waiters, bounded by WaitTimeout.
 //
-// Compute implements provider.Compute; Activities exposes it to workflows as
-// the activities AWSCreateSite, AWSInspectSite, AWSStartSite, AWSStopSite,
-// AWSDestroySite and AWSScaleSite. Credentials come only from the AWS SDK's
-// standard chain on the worker (environment, shared config and credentials
-// files, SSO, instance or container role).
+// Compute implements provider.Compute; provider.Activities with Provider
+// "aws" exposes it to workflows as the activities AWSCreateSite,
+// AWSInspectSite, AWSStartSite, AWSStopSite, AWSDestroySite and
+// AWSScaleSite. Credentials come only from the AWS SDK's standard chain on
+// the worker (environment, shared config and credentials files, SSO,
+// instance or container role).
 package aws
 
 import (
@@ -23,7 +24,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -90,33 +90,10 @@ type Compute struct {
 	// WaitTimeout bounds each wait; zero means DefaultWaitTimeout.
 	WaitTimeout time.Duration
 
-	mu      sync.Mutex
-	clients map[string]EC2API
+	clients provider.Clients[EC2API]
 }
 
 var _ provider.Compute = (*Compute)(nil)
-
-// client returns the region's client, building it on first use.
-func (c *Compute) client(ctx context.Context, region string) (EC2API, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cl, ok := c.clients[region]; ok {
-		return cl, nil
-	}
-	f := c.NewClient
-	if f == nil {
-		f = NewClient
-	}
-	cl, err := f(ctx, region)
-	if err != nil {
-		return nil, err
-	}
-	if c.clients == nil {
-		c.clients = map[string]EC2API{}
-	}
-	c.clients[region] = cl
-	return cl, nil
-}
 
 // site is one operation on one site: its input, client and error context.
 type site struct {
@@ -129,12 +106,9 @@ type site struct {
 
 // begin checks in (before any API call) and returns the operation's site.
 func (c *Compute) begin(ctx context.Context, op string, in provider.SiteInput, create bool) (*site, error) {
-	if err := provider.CheckInput(op, recipe.ProviderAWS, in, create); err != nil {
-		return nil, err
-	}
-	cl, err := c.client(ctx, in.Site.Region)
+	cl, err := c.clients.Open(ctx, op, recipe.ProviderAWS, in, create, c.NewClient, NewClient)
 	if err != nil {
-		return nil, provider.WithSite(err, in.Site.Name)
+		return nil, err
 	}
 	return &site{c: c, op: op, in: in, cl: cl, req: provider.RequestKey(ctx, in.Request)}, nil
 }
@@ -162,7 +136,7 @@ func (c *Compute) Create(ctx context.Context, in provider.SiteInput) (provider.S
 	var created []string
 	want := provider.Want(in.Site)
 	for _, role := range provider.Roles {
-		live := live(all, role)
+		live := provider.Live(all, role)
 		if need := want[role] - len(live); need > 0 {
 			ids, err := s.launch(ctx, role, need, live)
 			if err != nil {
@@ -171,7 +145,7 @@ func (c *Compute) Create(ctx context.Context, in provider.SiteInput) (provider.S
 			created = append(created, ids...)
 		}
 	}
-	if err := s.waitRunning(ctx, union(created, idsIn(all, provider.StatePending))); err != nil {
+	if err := s.waitRunning(ctx, provider.Union(created, provider.IDsIn(all, provider.StatePending))); err != nil {
 		return provider.SiteState{}, err
 	}
 	return s.state(ctx, created, nil)
@@ -197,7 +171,7 @@ func (c *Compute) Start(ctx context.Context, in provider.SiteInput) (provider.Si
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	if stopping := idsIn(sel, provider.StateStopping); len(stopping) > 0 {
+	if stopping := provider.IDsIn(sel, provider.StateStopping); len(stopping) > 0 {
 		// EC2 cannot start an instance that is still stopping.
 		if err := s.waitStopped(ctx, stopping); err != nil {
 			return provider.SiteState{}, err
@@ -206,13 +180,13 @@ func (c *Compute) Start(ctx context.Context, in provider.SiteInput) (provider.Si
 			return provider.SiteState{}, err
 		}
 	}
-	stopped := idsIn(sel, provider.StateStopped)
+	stopped := provider.IDsIn(sel, provider.StateStopped)
 	if len(stopped) > 0 {
 		if _, err := s.cl.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: stopped}); err != nil {
 			return provider.SiteState{}, s.apiError("StartInstances", err)
 		}
 	}
-	if err := s.waitRunning(ctx, union(stopped, idsIn(sel, provider.StatePending))); err != nil {
+	if err := s.waitRunning(ctx, provider.Union(stopped, provider.IDsIn(sel, provider.StatePending))); err != nil {
 		return provider.SiteState{}, err
 	}
 	return s.state(ctx, nil, stopped)
@@ -231,18 +205,18 @@ func (c *Compute) Stop(ctx context.Context, in provider.SiteInput) (provider.Sit
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	if pending := idsIn(sel, provider.StatePending); len(pending) > 0 {
+	if pending := provider.IDsIn(sel, provider.StatePending); len(pending) > 0 {
 		if err := s.waitRunning(ctx, pending); err != nil {
 			return provider.SiteState{}, err
 		}
 	}
-	running := idsIn(sel, provider.StateRunning, provider.StatePending)
+	running := provider.IDsIn(sel, provider.StateRunning, provider.StatePending)
 	if len(running) > 0 {
 		if _, err := s.cl.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: running, Force: aws.Bool(in.Force)}); err != nil {
 			return provider.SiteState{}, s.apiError("StopInstances", err)
 		}
 	}
-	if err := s.waitStopped(ctx, union(running, idsIn(sel, provider.StateStopping))); err != nil {
+	if err := s.waitStopped(ctx, provider.Union(running, provider.IDsIn(sel, provider.StateStopping))); err != nil {
 		return provider.SiteState{}, err
 	}
 	return s.state(ctx, nil, running)
@@ -283,22 +257,22 @@ func (c *Compute) Scale(ctx context.Context, in provider.ScaleInput) (provider.S
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	apps := live(all, provider.RoleApp)
+	plan, err := provider.PlanScale(op, recipe.ProviderAWS, in, all)
+	if err != nil {
+		return provider.SiteState{}, err
+	}
 	switch {
-	case len(apps) < in.Instances:
-		if err := provider.CheckInput(op, recipe.ProviderAWS, s.in, true); err != nil {
-			return provider.SiteState{}, err
-		}
-		created, err := s.launch(ctx, provider.RoleApp, in.Instances-len(apps), apps)
+	case plan.Add > 0:
+		created, err := s.launch(ctx, provider.RoleApp, plan.Add, plan.Apps)
 		if err != nil {
 			return provider.SiteState{}, err
 		}
-		if err := s.waitRunning(ctx, union(created, idsIn(apps, provider.StatePending))); err != nil {
+		if err := s.waitRunning(ctx, provider.Union(created, provider.IDsIn(plan.Apps, provider.StatePending))); err != nil {
 			return provider.SiteState{}, err
 		}
 		return s.state(ctx, created, nil)
-	case len(apps) > in.Instances:
-		terminated, err := s.terminate(ctx, provider.Surplus(apps, len(apps)-in.Instances))
+	case len(plan.Remove) > 0:
+		terminated, err := s.terminate(ctx, plan.Remove)
 		if err != nil {
 			return provider.SiteState{}, err
 		}
@@ -395,7 +369,7 @@ func (s *site) selected(ctx context.Context) ([]provider.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(all, func(i provider.Instance) bool { return !provider.Selected(s.in.Roles, i.Role) }), nil
+	return provider.OfRoles(all, s.in.Roles), nil
 }
 
 // launch runs need instances of role with one RunInstances call (all or
@@ -619,37 +593,4 @@ func (s *site) state(ctx context.Context, created, changed []string) (provider.S
 		Provider: recipe.ProviderAWS, App: s.in.App, Site: s.in.Site.Name, Region: s.in.Site.Region,
 		Instances: all, Created: created, Changed: changed,
 	}, nil
-}
-
-// live returns the live instances of role.
-func live(all []provider.Instance, role string) []provider.Instance {
-	var out []provider.Instance
-	for _, i := range all {
-		if i.Role == role && i.Live() {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-// idsIn returns the ids of the instances in one of the states.
-func idsIn(is []provider.Instance, states ...string) []string {
-	var out []string
-	for _, i := range is {
-		if slices.Contains(states, i.State) {
-			out = append(out, i.ID)
-		}
-	}
-	return out
-}
-
-// union returns a and b without duplicates, in order.
-func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, x := range b {
-		if !slices.Contains(out, x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }

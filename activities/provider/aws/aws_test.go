@@ -2,7 +2,6 @@ package aws_test
 
 import (
 	"context"
-	"errors"
 	"net/url"
 	"slices"
 	"strings"
@@ -15,9 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 
+	"github.com/drover-sre/drover/activities/internal/cloudtest"
 	"github.com/drover-sre/drover/activities/provider"
 	awsp "github.com/drover-sre/drover/activities/provider/aws"
 	"github.com/drover-sre/drover/recipe"
@@ -49,6 +47,9 @@ func newCompute(f *fakeEC2) (*awsp.Compute, *atomic.Int32) {
 	}
 	return c, &calls
 }
+
+// names are the aws provider's activity names.
+var names, _ = provider.Names(recipe.ProviderAWS)
 
 // westSite is an aws site whose compute block names the fake's AMI.
 func westSite(instances int) recipe.Site {
@@ -337,34 +338,6 @@ func TestCreateFromLaunchTemplate(t *testing.T) {
 	assert.Equal(t, "m7g.large", run.Get("InstanceType"), "fields next to a template override it")
 }
 
-// runActivity executes one activity method of a in a test activity
-// environment and returns its result.
-func runActivity(t *testing.T, a *awsp.Activities, fn any, in any) (provider.SiteState, error) {
-	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(fn, in)
-	if err != nil {
-		return provider.SiteState{}, err
-	}
-	var st provider.SiteState
-	require.NoError(t, v.Get(&st))
-	return st, nil
-}
-
-// appError asserts err is a Temporal application error of errType with the
-// given retryability and returns its message.
-func appError(t *testing.T, err error, errType string, nonRetryable bool) string {
-	t.Helper()
-	require.Error(t, err)
-	var ae *temporal.ApplicationError
-	require.True(t, errors.As(err, &ae), "not an application error: %v", err)
-	assert.Equal(t, errType, ae.Type(), "%v", err)
-	assert.Equal(t, nonRetryable, ae.NonRetryable(), "%v", err)
-	return ae.Error()
-}
-
 // EC2 errors reach the workflow classified: throttling retryable, quota and
 // capacity, refused credentials or permissions and unknown resources not
 // retryable, each with EC2's code and message and what to do; server errors
@@ -414,9 +387,9 @@ func TestActivityErrors(t *testing.T) {
 			f := newFakeEC2(t, testRegion)
 			c, _ := newCompute(f)
 			tt.setup(f)
-			a := &awsp.Activities{Compute: c}
-			_, err := runActivity(t, a, a.AWSCreateSite, provider.SiteInput{App: "petclinic", Site: westSite(1)})
-			msg := appError(t, err, tt.errType, tt.nonRetryable)
+			a := &provider.Activities{Provider: recipe.ProviderAWS, Compute: c}
+			_, err := cloudtest.RunSite(t, a, names.Create, provider.SiteInput{App: "petclinic", Site: westSite(1)})
+			msg := cloudtest.AppError(t, err, tt.errType, tt.nonRetryable)
 			t.Log(msg)
 			for _, m := range tt.msg {
 				assert.Contains(t, msg, m)
@@ -443,9 +416,9 @@ func TestLaunchFailure(t *testing.T) {
 		f := newFakeEC2(t, testRegion)
 		f.failLaunch = reason
 		c, _ := newCompute(f)
-		a := &awsp.Activities{Compute: c}
-		_, err := runActivity(t, a, a.AWSCreateSite, provider.SiteInput{App: "petclinic", Site: westSite(1)})
-		msg := appError(t, err, errType, true)
+		a := &provider.Activities{Provider: recipe.ProviderAWS, Compute: c}
+		_, err := cloudtest.RunSite(t, a, names.Create, provider.SiteInput{App: "petclinic", Site: westSite(1)})
+		msg := cloudtest.AppError(t, err, errType, true)
 		assert.Contains(t, msg, "instances not running after waiting up to 5s")
 		assert.Contains(t, msg, "terminated ("+reason+": Server error while launching")
 	}
@@ -474,7 +447,7 @@ func TestBadInputFailsBeforeAnyCall(t *testing.T) {
 	t.Parallel()
 	f := newFakeEC2(t, testRegion)
 	c, factory := newCompute(f)
-	a := &awsp.Activities{Compute: c}
+	a := &provider.Activities{Provider: recipe.ProviderAWS, Compute: c}
 	site := func(mutate func(s *recipe.Site)) recipe.Site {
 		s := westSite(1)
 		mutate(&s)
@@ -482,33 +455,33 @@ func TestBadInputFailsBeforeAnyCall(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		fn   any
+		fn   string
 		in   any
 		msg  string
 	}{
-		{"missing image", a.AWSCreateSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.AWS.AMI = "" })},
+		{"missing image", names.Create, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.AWS.AMI = "" })},
 			"aws create site west: recipe: aws.ami: required unless launch_template is set"},
-		{"no aws block", a.AWSCreateSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.AWS = recipe.AWSCompute{} })},
+		{"no aws block", names.Create, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.AWS = recipe.AWSCompute{} })},
 			"recipe: aws: required to create instances"},
-		{"bad region", a.AWSCreateSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "eu-west" })},
+		{"bad region", names.Create, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "eu-west" })},
 			"recipe: region: must be an AWS region such as eu-west-1"},
-		{"bad region on stop", a.AWSStopSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "Ireland" })},
+		{"bad region on stop", names.Stop, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "Ireland" })},
 			"aws stop site west: recipe: region: must be an AWS region"},
-		{"no region", a.AWSDestroySite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "" })},
+		{"no region", names.Destroy, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "" })},
 			"region: required for provider aws"},
-		{"bad ami and instance type", a.AWSCreateSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) {
+		{"bad ami and instance type", names.Create, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) {
 			s.AWS.AMI, s.AWS.InstanceType = "ubuntu", "large"
 		})}, "aws.ami: must be an AMI id such as ami-0123456789abcdef0; aws.instance_type: must be an instance type"},
-		{"local site", a.AWSStopSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Provider = "local" })},
+		{"local site", names.Stop, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Provider = "local" })},
 			`provider is "local"; the aws provider manages only provider "aws" sites`},
-		{"no app", a.AWSDestroySite, provider.SiteInput{Site: westSite(1)}, `app "" is not a valid app name`},
-		{"bad role", a.AWSStopSite, provider.SiteInput{App: "petclinic", Site: westSite(1), Roles: []string{"web"}}, `roles: unknown role "web"`},
-		{"scale too far", a.AWSScaleSite, provider.ScaleInput{App: "petclinic", Site: westSite(1), Instances: 101}, "instances: 101 is not 0-100"},
+		{"no app", names.Destroy, provider.SiteInput{Site: westSite(1)}, `app "" is not a valid app name`},
+		{"bad role", names.Stop, provider.SiteInput{App: "petclinic", Site: westSite(1), Roles: []string{"web"}}, `roles: unknown role "web"`},
+		{"scale too far", names.Scale, provider.ScaleInput{App: "petclinic", Site: westSite(1), Instances: 101}, "instances: 101 is not 0-100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := runActivity(t, a, tt.fn, tt.in)
-			msg := appError(t, err, provider.ErrTypeConfig, true)
+			_, err := cloudtest.RunSite(t, a, tt.fn, tt.in)
+			msg := cloudtest.AppError(t, err, provider.ErrTypeConfig, true)
 			assert.Contains(t, msg, tt.msg)
 		})
 	}
@@ -522,9 +495,9 @@ func TestActivitiesLifecycle(t *testing.T) {
 	t.Parallel()
 	f := newFakeEC2(t, testRegion)
 	c, _ := newCompute(f)
-	a := &awsp.Activities{Compute: c, HeartbeatInterval: time.Millisecond}
+	a := &provider.Activities{Provider: recipe.ProviderAWS, Compute: c, HeartbeatInterval: time.Millisecond}
 	in := provider.SiteInput{App: "petclinic", Site: westSite(1), Run: "wf-1"}
-	st, err := runActivity(t, a, a.AWSCreateSite, in)
+	st, err := cloudtest.RunSite(t, a, names.Create, in)
 	require.NoError(t, err)
 	assert.Equal(t, provider.SiteState{Provider: "aws", App: "petclinic", Site: "west", Region: testRegion,
 		Instances: st.Instances, Created: st.Created}, st)
@@ -532,22 +505,20 @@ func TestActivitiesLifecycle(t *testing.T) {
 	assert.NotEmpty(t, f.requests("RunInstances")[0].Get("ClientToken"))
 
 	n := len(f.actions())
-	got, err := runActivity(t, a, a.AWSInspectSite, in)
+	got, err := cloudtest.RunSite(t, a, names.Inspect, in)
 	require.NoError(t, err)
 	assert.Equal(t, st.Instances, got.Instances)
 	assert.Equal(t, []string{"DescribeInstances"}, f.actions()[n:], "inspect only reads")
 
-	for _, fn := range []any{a.AWSStopSite, a.AWSStartSite, a.AWSDestroySite} {
-		_, err := runActivity(t, a, fn, in)
+	for _, fn := range []string{names.Stop, names.Start, names.Destroy} {
+		_, err := cloudtest.RunSite(t, a, fn, in)
 		require.NoError(t, err)
 	}
-	st, err = runActivity(t, a, a.AWSScaleSite, provider.ScaleInput{App: "petclinic", Site: westSite(1), Instances: 0})
+	st, err = cloudtest.RunSite(t, a, names.Scale, provider.ScaleInput{App: "petclinic", Site: westSite(1), Instances: 0})
 	require.NoError(t, err)
 	assert.Empty(t, st.Instances)
 	assert.True(t, slices.Contains(f.actions(), "StartInstances"))
 
-	names, ok := provider.Names("aws")
-	require.True(t, ok)
 	assert.Equal(t, "AWSCreateSite", names.Create)
 	assert.True(t, strings.HasPrefix(names.Scale, "AWS"))
 }

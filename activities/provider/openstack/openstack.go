@@ -10,25 +10,23 @@
 // attempt's listing) and stopping or deleting never touches another site's
 // server. Every wait polls a bounded number of times within WaitTimeout.
 //
-// Compute implements provider.Compute; Activities exposes it to workflows as
-// the activities OpenStackCreateSite, OpenStackInspectSite,
-// OpenStackStartSite, OpenStackStopSite, OpenStackDestroySite and
-// OpenStackScaleSite. Credentials come only from clouds.yaml (OS_CLOUD) or
-// the OS_* environment variables on the worker.
+// Compute implements provider.Compute; provider.Activities with Provider
+// "openstack" exposes it to workflows as the activities
+// OpenStackCreateSite, OpenStackInspectSite, OpenStackStartSite,
+// OpenStackStopSite, OpenStackDestroySite and OpenStackScaleSite.
+// Credentials come only from clouds.yaml (OS_CLOUD) or the OS_* environment
+// variables on the worker (package internal/keystone reads them).
 package openstack
 
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -36,10 +34,9 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	"github.com/gophercloud/gophercloud/v2/openstack/config"
-	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 	"github.com/gophercloud/gophercloud/v2/pagination"
 
+	"github.com/drover-sre/drover/activities/internal/keystone"
 	"github.com/drover-sre/drover/activities/provider"
 	"github.com/drover-sre/drover/recipe"
 )
@@ -69,34 +66,16 @@ type ClientFunc func(ctx context.Context, region string) (*gophercloud.ServiceCl
 // created. The client re-authenticates when its token expires.
 func NewClient(ctx context.Context, region string) (*gophercloud.ServiceClient, error) {
 	const op = "openstack client"
-	var (
-		ao        gophercloud.AuthOptions
-		eo        gophercloud.EndpointOpts
-		tlsConfig *tls.Config
-		err       error
-	)
-	if os.Getenv("OS_CLOUD") != "" {
-		ao, eo, tlsConfig, err = clouds.Parse()
-		if err != nil {
-			return nil, &provider.Error{Op: op, Target: region, Kind: provider.Config, Msg: "clouds.yaml: " + err.Error(), Err: err}
-		}
-	} else {
-		ao, err = openstack.AuthOptionsFromEnv()
-		if err != nil {
-			return nil, &provider.Error{Op: op, Target: region, Kind: provider.Config,
-				Msg: "OpenStack credentials: set OS_CLOUD (clouds.yaml) or the OS_* variables: " + err.Error(), Err: err}
-		}
-		if i := os.Getenv("OS_INTERFACE"); i != "" {
-			eo.Availability = gophercloud.Availability(strings.TrimSuffix(i, "URL"))
-		}
-	}
-	eo.Region = region
-	ao.AllowReauth = true
-	pc, err := config.NewProviderClient(ctx, ao, config.WithTLSConfig(tlsConfig))
+	cfg, err := keystone.Load()
 	if err != nil {
-		return nil, classify(op+": keystone auth", "", ao.IdentityEndpoint, err)
+		return nil, &provider.Error{Op: op, Target: region, Kind: provider.Config, Msg: err.Error(), Err: err}
 	}
-	sc, err := openstack.NewComputeV2(pc, eo)
+	cfg.Endpoint.Region = region
+	pc, err := cfg.Authenticate(ctx)
+	if err != nil {
+		return nil, classify(op+": keystone auth", "", cfg.Auth.IdentityEndpoint, err)
+	}
+	sc, err := openstack.NewComputeV2(pc, cfg.Endpoint)
 	if err != nil {
 		return nil, classify(op, "", "region "+region, err)
 	}
@@ -115,32 +94,10 @@ type Compute struct {
 	// WaitTimeout bounds each wait; zero means DefaultWaitTimeout.
 	WaitTimeout time.Duration
 
-	mu      sync.Mutex
-	clients map[string]*gophercloud.ServiceClient
+	clients provider.Clients[*gophercloud.ServiceClient]
 }
 
 var _ provider.Compute = (*Compute)(nil)
-
-func (c *Compute) client(ctx context.Context, region string) (*gophercloud.ServiceClient, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if sc, ok := c.clients[region]; ok {
-		return sc, nil
-	}
-	f := c.NewClient
-	if f == nil {
-		f = NewClient
-	}
-	sc, err := f(ctx, region)
-	if err != nil {
-		return nil, err
-	}
-	if c.clients == nil {
-		c.clients = map[string]*gophercloud.ServiceClient{}
-	}
-	c.clients[region] = sc
-	return sc, nil
-}
 
 // site is one operation on one site.
 type site struct {
@@ -150,13 +107,11 @@ type site struct {
 	sc *gophercloud.ServiceClient
 }
 
+// begin checks in (before any API call) and returns the operation's site.
 func (c *Compute) begin(ctx context.Context, op string, in provider.SiteInput, create bool) (*site, error) {
-	if err := provider.CheckInput(op, recipe.ProviderOpenStack, in, create); err != nil {
-		return nil, err
-	}
-	sc, err := c.client(ctx, in.Site.Region)
+	sc, err := c.clients.Open(ctx, op, recipe.ProviderOpenStack, in, create, c.NewClient, NewClient)
 	if err != nil {
-		return nil, provider.WithSite(err, in.Site.Name)
+		return nil, err
 	}
 	return &site{c: c, op: op, in: in, sc: sc}, nil
 }
@@ -205,7 +160,7 @@ func (c *Compute) Create(ctx context.Context, in provider.SiteInput) (provider.S
 	}
 	// A server left in ERROR by an earlier attempt fails the create too:
 	// it will not heal, the site must be destroyed (or scaled) to replace it.
-	all, err = s.waitFor(ctx, provider.StateRunning, union(created, idsIn(all, provider.StatePending, provider.StateError)))
+	all, err = s.waitFor(ctx, provider.StateRunning, provider.Union(created, provider.IDsIn(all, provider.StatePending, provider.StateError)))
 	if err != nil {
 		return provider.SiteState{}, err
 	}
@@ -236,14 +191,14 @@ func (c *Compute) Start(ctx context.Context, in provider.SiteInput) (provider.Si
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	sel := selected(all, in.Roles)
-	stopped := idsIn(sel, provider.StateStopped)
+	sel := provider.OfRoles(all, in.Roles)
+	stopped := provider.IDsIn(sel, provider.StateStopped)
 	for _, id := range stopped {
 		if err := servers.Start(ctx, s.sc, id).ExtractErr(); err != nil {
 			return provider.SiteState{}, s.apiError("start server "+id, err)
 		}
 	}
-	all, err = s.waitFor(ctx, provider.StateRunning, union(stopped, idsIn(sel, provider.StatePending)))
+	all, err = s.waitFor(ctx, provider.StateRunning, provider.Union(stopped, provider.IDsIn(sel, provider.StatePending)))
 	if err != nil {
 		return provider.SiteState{}, err
 	}
@@ -262,20 +217,20 @@ func (c *Compute) Stop(ctx context.Context, in provider.SiteInput) (provider.Sit
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	sel := selected(all, in.Roles)
-	if pending := idsIn(sel, provider.StatePending); len(pending) > 0 {
+	sel := provider.OfRoles(all, in.Roles)
+	if pending := provider.IDsIn(sel, provider.StatePending); len(pending) > 0 {
 		if all, err = s.waitFor(ctx, provider.StateRunning, pending); err != nil {
 			return provider.SiteState{}, err
 		}
-		sel = selected(all, in.Roles)
+		sel = provider.OfRoles(all, in.Roles)
 	}
-	running := idsIn(sel, provider.StateRunning)
+	running := provider.IDsIn(sel, provider.StateRunning)
 	for _, id := range running {
 		if err := servers.Stop(ctx, s.sc, id).ExtractErr(); err != nil {
 			return provider.SiteState{}, s.apiError("stop server "+id, err)
 		}
 	}
-	all, err = s.waitFor(ctx, provider.StateStopped, union(running, idsIn(sel, provider.StateStopping)))
+	all, err = s.waitFor(ctx, provider.StateStopped, provider.Union(running, provider.IDsIn(sel, provider.StateStopping)))
 	if err != nil {
 		return provider.SiteState{}, err
 	}
@@ -294,7 +249,7 @@ func (c *Compute) Destroy(ctx context.Context, in provider.SiteInput) (provider.
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	sel := selected(all, in.Roles)
+	sel := provider.OfRoles(all, in.Roles)
 	if in.Run != "" {
 		sel = slices.DeleteFunc(sel, func(i provider.Instance) bool { return i.Run != in.Run })
 	}
@@ -321,23 +276,23 @@ func (c *Compute) Scale(ctx context.Context, in provider.ScaleInput) (provider.S
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	apps := live(all, provider.RoleApp)
+	plan, err := provider.PlanScale(op, recipe.ProviderOpenStack, in, all)
+	if err != nil {
+		return provider.SiteState{}, err
+	}
 	switch {
-	case len(apps) < in.Instances:
-		if err := provider.CheckInput(op, recipe.ProviderOpenStack, s.in, true); err != nil {
-			return provider.SiteState{}, err
-		}
+	case plan.Add > 0:
 		created, err := s.create(ctx, s.missing(all, provider.RoleApp, in.Instances))
 		if err != nil {
 			return provider.SiteState{}, err
 		}
-		all, err = s.waitFor(ctx, provider.StateRunning, union(created, idsIn(apps, provider.StatePending)))
+		all, err = s.waitFor(ctx, provider.StateRunning, provider.Union(created, provider.IDsIn(plan.Apps, provider.StatePending)))
 		if err != nil {
 			return provider.SiteState{}, err
 		}
 		return s.state(all, created, nil), nil
-	case len(apps) > in.Instances:
-		deleted, all, err := s.delete(ctx, provider.Surplus(apps, len(apps)-in.Instances))
+	case len(plan.Remove) > 0:
+		deleted, all, err := s.delete(ctx, plan.Remove)
 		if err != nil {
 			return provider.SiteState{}, err
 		}
@@ -349,7 +304,7 @@ func (c *Compute) Scale(ctx context.Context, in provider.ScaleInput) (provider.S
 // missing returns the names of the servers of role to create so that the
 // site has want live ones: the lowest numbers not in use.
 func (s *site) missing(all []provider.Instance, role string, want int) []string {
-	have := live(all, role)
+	have := provider.Live(all, role)
 	need := want - len(have)
 	if need <= 0 {
 		return nil
@@ -613,44 +568,4 @@ func (s *site) state(all []provider.Instance, created, changed []string) provide
 		Provider: recipe.ProviderOpenStack, App: s.in.App, Site: s.in.Site.Name, Region: s.in.Site.Region,
 		Instances: all, Created: created, Changed: changed,
 	}
-}
-
-func selected(all []provider.Instance, roles []string) []provider.Instance {
-	var out []provider.Instance
-	for _, i := range all {
-		if provider.Selected(roles, i.Role) {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-func live(all []provider.Instance, role string) []provider.Instance {
-	var out []provider.Instance
-	for _, i := range all {
-		if i.Role == role && i.Live() {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-func idsIn(is []provider.Instance, states ...string) []string {
-	var out []string
-	for _, i := range is {
-		if slices.Contains(states, i.State) {
-			out = append(out, i.ID)
-		}
-	}
-	return out
-}
-
-func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, x := range b {
-		if !slices.Contains(out, x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -2,10 +2,7 @@ package openstack_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,9 +11,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 
+	"github.com/drover-sre/drover/activities/internal/cloudtest"
 	"github.com/drover-sre/drover/activities/provider"
 	"github.com/drover-sre/drover/activities/provider/openstack"
 	"github.com/drover-sre/drover/recipe"
@@ -33,6 +29,9 @@ func northSite(instances int) recipe.Site {
 			SecurityGroups: []string{"default", "mariadb"}},
 	}
 }
+
+// names are the openstack provider's activity names.
+var names, _ = provider.Names(recipe.ProviderOpenStack)
 
 func md(app, site, role string) map[string]string {
 	return map[string]string{provider.TagApp: app, provider.TagSite: site, provider.TagRole: role}
@@ -51,46 +50,19 @@ func injected(nova *fakeNova) *openstack.Compute {
 	}
 }
 
-// openstackEnv clears every OS_* variable gophercloud reads, for the test.
-func openstackEnv(t *testing.T) {
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "OS_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-}
-
-// cloudsYAML writes a clouds.yaml for the fake Keystone and points OS_CLOUD
-// and OS_CLIENT_CONFIG_FILE at it, as an operator's worker would be set up.
-// Its region_name is RegionTwo: the site's region must win.
-func cloudsYAML(t *testing.T, k *fakeKeystone, password string) {
-	openstackEnv(t)
-	path := filepath.Join(t.TempDir(), "clouds.yaml")
-	yaml := `clouds:
-  drover-lab:
-    auth:
-      auth_url: ` + k.srv.URL + `/v3
-      username: ` + k.user + `
-      password: ` + password + `
-      project_name: ` + k.project + `
-      user_domain_name: ` + k.domain + `
-      project_domain_name: ` + k.domain + `
-    region_name: RegionTwo
-    interface: public
-    identity_api_version: 3
-`
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	t.Setenv("OS_CLIENT_CONFIG_FILE", path)
-	t.Setenv("OS_CLOUD", "drover-lab")
-}
-
 // stack is a fake Keystone whose catalog points at a fake Nova that accepts
 // only the tokens Keystone issued.
-func stack(t *testing.T) (*fakeKeystone, *fakeNova) {
+// Its "compute" service has a public endpoint in RegionOne pointing at the
+// fake Nova, an internal one there, and a public one in RegionTwo: a client
+// must pick by region and interface.
+func stack(t *testing.T) (*cloudtest.Keystone, *fakeNova) {
 	nova := newFakeNova(t)
-	k := newFakeKeystone(t, nova.endpoint())
-	nova.valid = func(tok string) bool { return slices.Contains(k.issued(), tok) }
+	k := cloudtest.NewKeystone(t, cloudtest.Service{Type: "compute", Name: "nova", Endpoints: []cloudtest.Endpoint{
+		{Interface: "internal", Region: "RegionOne", URL: "http://192.0.2.1:8774/v2.1/"},
+		{Interface: "public", Region: "RegionOne", URL: nova.endpoint()},
+		{Interface: "public", Region: "RegionTwo", URL: "http://192.0.2.2:8774/v2.1/"},
+	}})
+	nova.valid = func(tok string) bool { return slices.Contains(k.Issued(), tok) }
 	return k, nova
 }
 
@@ -111,7 +83,7 @@ func states(st provider.SiteState) []string {
 func TestCreateThroughKeystone(t *testing.T) {
 	k, nova := stack(t)
 	nova.settle = 2
-	cloudsYAML(t, k, k.password)
+	k.CloudsYAML(t, k.Password, "RegionTwo")
 	c := &openstack.Compute{PollInterval: 2 * time.Millisecond, WaitTimeout: 5 * time.Second}
 	ctx := context.Background()
 	in := provider.SiteInput{App: "petclinic", Site: northSite(2), Run: "clone-1"}
@@ -126,7 +98,7 @@ func TestCreateThroughKeystone(t *testing.T) {
 	assert.Regexp(t, `^198\.51\.100\.\d+$`, db.PublicIP)
 	assert.Equal(t, "ACTIVE", db.ProviderState)
 	assert.Equal(t, "clone-1", db.Run)
-	require.Len(t, k.issued(), 1, "one token for the whole create")
+	require.Len(t, k.Issued(), 1, "one token for the whole create")
 
 	writes := nova.requests()
 	require.Len(t, writes, 3)
@@ -273,30 +245,6 @@ func TestDestroyAndScale(t *testing.T) {
 	assert.Equal(t, deletes, nova.count("DELETE", ""), "nothing left to delete")
 }
 
-func runActivity(t *testing.T, a *openstack.Activities, fn any, in any) (provider.SiteState, error) {
-	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(fn, in)
-	if err != nil {
-		return provider.SiteState{}, err
-	}
-	var st provider.SiteState
-	require.NoError(t, v.Get(&st))
-	return st, nil
-}
-
-func appError(t *testing.T, err error, errType string, nonRetryable bool) string {
-	t.Helper()
-	require.Error(t, err)
-	var ae *temporal.ApplicationError
-	require.True(t, errors.As(err, &ae), "not an application error: %v", err)
-	assert.Equal(t, errType, ae.Type(), "%v", err)
-	assert.Equal(t, nonRetryable, ae.NonRetryable(), "%v", err)
-	return ae.Error()
-}
-
 // Nova's answers are classified: over the rate limit (413 overLimit, 429)
 // retryable; quota exceeded (403, or 413 from older releases) not
 // retryable, with Nova's message and what to do; refused token or policy
@@ -351,9 +299,9 @@ func TestActivityErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			nova := newFakeNova(t)
 			tt.setup(nova)
-			a := &openstack.Activities{Compute: injected(nova)}
-			_, err := runActivity(t, a, a.OpenStackCreateSite, provider.SiteInput{App: "petclinic", Site: northSite(1)})
-			msg := appError(t, err, tt.errType, tt.nonRetryable)
+			a := &provider.Activities{Provider: recipe.ProviderOpenStack, Compute: injected(nova)}
+			_, err := cloudtest.RunSite(t, a, names.Create, provider.SiteInput{App: "petclinic", Site: northSite(1)})
+			msg := cloudtest.AppError(t, err, tt.errType, tt.nonRetryable)
 			t.Log(msg)
 			for _, m := range tt.msg {
 				assert.Contains(t, msg, m)
@@ -371,14 +319,14 @@ func TestCredentialsAndRegion(t *testing.T) {
 	ctx := context.Background()
 	in := provider.SiteInput{App: "petclinic", Site: northSite(1)}
 
-	cloudsYAML(t, k, "not-the-password")
+	k.CloudsYAML(t, "not-the-password", "RegionTwo")
 	_, err := (&openstack.Compute{}).Create(ctx, in)
 	require.Error(t, err)
 	assert.Equal(t, provider.Auth, provider.KindOf(err), "%v", err)
 	assert.ErrorContains(t, err, "HTTP 401: The request you have made requires authentication.")
 	assert.NotContains(t, err.Error(), "not-the-password")
 
-	cloudsYAML(t, k, k.password)
+	k.CloudsYAML(t, k.Password, "RegionTwo")
 	s := northSite(1)
 	s.Region = "RegionThree"
 	_, err = (&openstack.Compute{}).Create(ctx, provider.SiteInput{App: "petclinic", Site: s})
@@ -386,18 +334,13 @@ func TestCredentialsAndRegion(t *testing.T) {
 	assert.ErrorContains(t, err, "region RegionThree: no compute endpoint for this region and interface")
 
 	// The OS_* variables work too, and OS_INTERFACE picks the endpoint.
-	openstackEnv(t)
-	t.Setenv("OS_AUTH_URL", k.srv.URL+"/v3")
-	t.Setenv("OS_USERNAME", k.user)
-	t.Setenv("OS_PASSWORD", k.password)
-	t.Setenv("OS_PROJECT_NAME", k.project)
-	t.Setenv("OS_DOMAIN_NAME", k.domain)
+	k.Env(t)
 	t.Setenv("OS_INTERFACE", "public")
 	sc, err := openstack.NewClient(ctx, "RegionOne")
 	require.NoError(t, err)
 	assert.Equal(t, nova.endpoint(), sc.Endpoint)
 
-	openstackEnv(t)
+	cloudtest.ClearEnv(t)
 	_, err = (&openstack.Compute{}).Inspect(ctx, in)
 	assert.Equal(t, provider.Config, provider.KindOf(err), "%v", err)
 	assert.ErrorContains(t, err, "set OS_CLOUD (clouds.yaml) or the OS_* variables")
@@ -417,7 +360,7 @@ func TestBadInputFailsBeforeAnyCall(t *testing.T) {
 		built++
 		return inner(ctx, region)
 	}
-	a := &openstack.Activities{Compute: c}
+	a := &provider.Activities{Provider: recipe.ProviderOpenStack, Compute: c}
 	site := func(mutate func(s *recipe.Site)) recipe.Site {
 		s := northSite(1)
 		mutate(&s)
@@ -425,29 +368,29 @@ func TestBadInputFailsBeforeAnyCall(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		fn   any
+		fn   string
 		in   any
 		msg  string
 	}{
-		{"missing image", a.OpenStackCreateSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.OpenStack.Image = "" })},
+		{"missing image", names.Create, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.OpenStack.Image = "" })},
 			"openstack create site north: recipe: openstack.image: required"},
-		{"image by name", a.OpenStackCreateSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.OpenStack.Image = "ubuntu-24.04" })},
+		{"image by name", names.Create, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.OpenStack.Image = "ubuntu-24.04" })},
 			"openstack.image: must be an image id (UUID)"},
-		{"no block", a.OpenStackCreateSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.OpenStack = recipe.OpenStackCompute{} })},
+		{"no block", names.Create, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.OpenStack = recipe.OpenStackCompute{} })},
 			"recipe: openstack: required to create servers: image, flavor, network"},
-		{"bad region", a.OpenStackCreateSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "Region One" })},
+		{"bad region", names.Create, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "Region One" })},
 			"recipe: region: must be an OpenStack region name"},
-		{"no region", a.OpenStackStopSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "" })},
+		{"no region", names.Stop, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Region = "" })},
 			"region: required for provider openstack"},
-		{"aws site", a.OpenStackStopSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Provider = "aws" })},
+		{"aws site", names.Stop, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.Provider = "aws" })},
 			`provider is "aws"; the openstack provider manages only provider "openstack" sites`},
-		{"bad app", a.OpenStackDestroySite, provider.SiteInput{App: "Pet Clinic", Site: northSite(1)}, `app "Pet Clinic" is not a valid app name`},
-		{"negative scale", a.OpenStackScaleSite, provider.ScaleInput{App: "petclinic", Site: northSite(1), Instances: -1}, "instances: -1 is not 0-100"},
+		{"bad app", names.Destroy, provider.SiteInput{App: "Pet Clinic", Site: northSite(1)}, `app "Pet Clinic" is not a valid app name`},
+		{"negative scale", names.Scale, provider.ScaleInput{App: "petclinic", Site: northSite(1), Instances: -1}, "instances: -1 is not 0-100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := runActivity(t, a, tt.fn, tt.in)
-			msg := appError(t, err, provider.ErrTypeConfig, true)
+			_, err := cloudtest.RunSite(t, a, tt.fn, tt.in)
+			msg := cloudtest.AppError(t, err, provider.ErrTypeConfig, true)
 			assert.Contains(t, msg, tt.msg)
 		})
 	}
@@ -456,8 +399,8 @@ func TestBadInputFailsBeforeAnyCall(t *testing.T) {
 	assert.Empty(t, nova.lists)
 	nova.mu.Unlock()
 
-	_, err := runActivity(t, a, a.OpenStackCreateSite, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.OpenStack.Flavor = "m9.huge" })})
-	msg := appError(t, err, provider.ErrTypeConfig, true)
+	_, err := cloudtest.RunSite(t, a, names.Create, provider.SiteInput{App: "petclinic", Site: site(func(s *recipe.Site) { s.OpenStack.Flavor = "m9.huge" })})
+	msg := cloudtest.AppError(t, err, provider.ErrTypeConfig, true)
 	assert.Contains(t, msg, `flavor "m9.huge": no flavor with this id or name in region RegionOne`)
 	assert.Empty(t, nova.requests(), "no server created")
 }
@@ -481,25 +424,23 @@ func TestWaitBoundedAndLifecycle(t *testing.T) {
 	nova.mu.Unlock()
 
 	nova2 := newFakeNova(t)
-	a := &openstack.Activities{Compute: injected(nova2), HeartbeatInterval: time.Millisecond}
+	a := &provider.Activities{Provider: recipe.ProviderOpenStack, Compute: injected(nova2), HeartbeatInterval: time.Millisecond}
 	in := provider.SiteInput{App: "petclinic", Site: northSite(1)}
-	st, err := runActivity(t, a, a.OpenStackCreateSite, in)
+	st, err := cloudtest.RunSite(t, a, names.Create, in)
 	require.NoError(t, err)
 	assert.Len(t, st.Created, 2)
-	for _, fn := range []any{a.OpenStackInspectSite, a.OpenStackStopSite, a.OpenStackStartSite} {
-		_, err := runActivity(t, a, fn, in)
+	for _, fn := range []string{names.Inspect, names.Stop, names.Start} {
+		_, err := cloudtest.RunSite(t, a, fn, in)
 		require.NoError(t, err)
 	}
-	st, err = runActivity(t, a, a.OpenStackScaleSite, provider.ScaleInput{App: "petclinic", Site: northSite(1), Instances: 2})
+	st, err = cloudtest.RunSite(t, a, names.Scale, provider.ScaleInput{App: "petclinic", Site: northSite(1), Instances: 2})
 	require.NoError(t, err)
 	assert.Len(t, st.Role(provider.RoleApp), 2)
-	st, err = runActivity(t, a, a.OpenStackDestroySite, in)
+	st, err = cloudtest.RunSite(t, a, names.Destroy, in)
 	require.NoError(t, err)
 	assert.Empty(t, st.Instances)
-	names, ok := provider.Names("openstack")
-	require.True(t, ok)
 	assert.Equal(t, "OpenStackDestroySite", names.Destroy)
-	_, ok = provider.Names("local")
+	_, ok := provider.Names("local")
 	assert.False(t, ok)
 }
 
