@@ -86,7 +86,15 @@ func run(cfg Config, z *zap.Logger) error {
 		z.Warn("chaos-testing hook on: this worker kills itself at the points armed in "+cfg.ChaosDir, zap.String("env", chaos.EnvDir))
 		interceptors = append(interceptors, (&chaos.Hook{Dir: cfg.ChaosDir, Site: cfg.Site}).WorkerInterceptor())
 	}
-	shared := worker.New(c, workflows.SharedTaskQueue, worker.Options{Interceptors: interceptors})
+	shared := worker.New(c, workflows.SharedTaskQueue, worker.Options{
+		Interceptors: interceptors,
+		// A workflow's tasks stick to the worker that ran it last; if that
+		// worker died with its site, a query, an update or the next task
+		// waits this long before another worker takes it (SDK default 5 s)
+		// — time a failover and its monitor cannot spare. Workers of
+		// different sites share this queue, so a live one is always there.
+		StickyScheduleToStartTimeout: time.Second,
+	})
 	RegisterWorkflows(shared)
 
 	site := worker.New(c, workflows.SiteTaskQueue(cfg.Site), worker.Options{
