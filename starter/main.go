@@ -33,6 +33,8 @@ usage:
                                             the report of the last (or given) runbook run
   drover runbook approve --app A --by NAME [--reject] [--comment TEXT]
                                             decide a runbook's approval gate
+  drover clone -f RECIPE --to SITE [--from SITE] [--app A] [--provider local|aws|openstack] [--json] [--detach]
+                                            build a site from the recipe as a consistent, replicating copy (CloneSite)
   drover monitor start -f RECIPE [--primary SITE] [--interval D] [--threshold N] [--cooldown D]
                                             run the app's HealthMonitor (failover only if policy.auto_failover)
   drover monitor status|stop --app A [--json]
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdRunbook(ctx, args[1:], stdout, stderr)
 	case "monitor":
 		return cmdMonitor(ctx, args[1:], stdout, stderr)
+	case "clone":
+		return cmdClone(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "drover", version)
 		return 0

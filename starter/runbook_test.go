@@ -396,3 +396,27 @@ func TestMonitorUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// clone's usage errors name the flag and never dial Temporal.
+func TestCloneUsageErrors(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	const f = "../deploy/recipes/petclinic.yaml"
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"clone"}, "-f RECIPE is required"},
+		{[]string{"clone", "-f", f}, "--to: required"},
+		{[]string{"clone", "-f", f, "--to", "mars"}, `--to: "mars" is not a site`},
+		{[]string{"clone", "-f", f, "--to", "east"}, `--to: "east" is the site copied`},
+		{[]string{"clone", "-f", f, "--to", "west", "--app", "shop"}, `--app: "shop" does not match`},
+		{[]string{"clone", "-f", f, "--to", "west", "--provider", "azure"}, `--provider: "azure" is not`},
+		{[]string{"clone", "-f", f, "--to", "west", "--provider", "aws"}, "--provider aws: "},
+	}
+	for _, c := range cases {
+		var out, errb strings.Builder
+		if code := run(context.Background(), c.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, errb.String(), c.want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/activities/provider/openstack"
 	"github.com/drover-sre/drover/activities/replicate"
+	"github.com/drover-sre/drover/activities/snapshot"
 	"github.com/drover-sre/drover/recipe"
 	"github.com/drover-sre/drover/worker/chaos"
 	"github.com/drover-sre/drover/worker/zaplog"
@@ -130,6 +131,7 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(workflows.Failover, workflow.RegisterOptions{Name: "Failover"})
 	w.RegisterWorkflowWithOptions(workflows.Failback, workflow.RegisterOptions{Name: "Failback"})
 	w.RegisterWorkflowWithOptions(workflows.HealthMonitor, workflow.RegisterOptions{Name: "HealthMonitor"})
+	w.RegisterWorkflowWithOptions(workflows.CloneSite, workflow.RegisterOptions{Name: "CloneSite"})
 }
 
 // RegisterSiteActivities registers the activities that run at a site.
@@ -138,6 +140,7 @@ func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bi
 	w.RegisterActivity(&replicate.Control{Client: c})
 	w.RegisterActivity(&probe.Activities{HTTP: &http.Client{Timeout: 10 * time.Second}, Vantage: site})
 	w.RegisterActivity(&dbadmin.Activities{})
+	w.RegisterActivity(&snapshot.Activities{})
 	w.RegisterActivity(&dns.Activities{})
 	// Only the lifecycle methods (StartSite, StopSite, KillSite, SiteStatus)
 	// have activity signatures; helpers such as SiteDir are skipped.

@@ -25,6 +25,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflowWithOptions(Switchover, workflow.RegisterOptions{Name: "Switchover"})
 			r.RegisterWorkflowWithOptions(Failover, workflow.RegisterOptions{Name: "Failover"})
 			r.RegisterWorkflowWithOptions(Failback, workflow.RegisterOptions{Name: "Failback"})
+			r.RegisterWorkflowWithOptions(CloneSite, workflow.RegisterOptions{Name: "CloneSite"})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatal(err)
 			}

@@ -72,15 +72,15 @@ func signalAt(env *testsuite.TestWorkflowEnvironment, d time.Duration, p replica
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(replicate.ProgressSignal, p) }, d)
 }
 
-// snapshot is the answer of the status query at one workflow time.
-type snapshot struct {
+// statusAt is the answer of the status query at one workflow time.
+type statusAt struct {
 	st    ReplicationStatus
 	err   error
 	taken bool
 }
 
-func queryAt(env *testsuite.TestWorkflowEnvironment, d time.Duration) *snapshot {
-	s := &snapshot{}
+func queryAt(env *testsuite.TestWorkflowEnvironment, d time.Duration) *statusAt {
+	s := &statusAt{}
 	env.RegisterDelayedCallback(func() {
 		v, err := env.QueryWorkflow(ReplicationStatusQuery)
 		if err == nil {
@@ -91,7 +91,7 @@ func queryAt(env *testsuite.TestWorkflowEnvironment, d time.Duration) *snapshot 
 	return s
 }
 
-func (s *snapshot) get(t *testing.T) ReplicationStatus {
+func (s *statusAt) get(t *testing.T) ReplicationStatus {
 	t.Helper()
 	require.True(t, s.taken, "the status query never ran")
 	require.NoError(t, s.err)

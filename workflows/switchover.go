@@ -381,6 +381,12 @@ func (m *move) startStreamFn(from, to string) func(workflow.Context) error {
 // startStream starts (or finds running) the supervisor of from → to as an
 // abandoned child: it outlives the runbook.
 func (m *move) startStream(ctx workflow.Context, from, to string) (string, error) {
+	return m.startStreamAt(ctx, from, to, "")
+}
+
+// startStreamAt is startStream with the position a target that never
+// applied anything from this source starts at (a clone's GTID).
+func (m *move) startStreamAt(ctx workflow.Context, from, to, start string) (string, error) {
 	id := m.streamID(from, to)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            id,
@@ -389,7 +395,7 @@ func (m *move) startStream(ctx workflow.Context, from, to string) (string, error
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		StaticSummary:         fmt.Sprintf("replication %s → %s", from, to),
 	})
-	f := workflow.ExecuteChildWorkflow(cctx, ReplicationSupervisor, ReplicationInput{Recipe: m.in.Recipe, From: from, To: to})
+	f := workflow.ExecuteChildWorkflow(cctx, ReplicationSupervisor, ReplicationInput{Recipe: m.in.Recipe, From: from, To: to, StartPosition: start})
 	err := f.GetChildWorkflowExecution().Get(ctx, nil)
 	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 		return id + " already running", nil

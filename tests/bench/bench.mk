@@ -13,3 +13,10 @@ bench-replication:
 ## bench-failover: automatic failover timeline (kill → detect → fence → promote → DNS → first write), failback, switchover write unavailability
 bench-failover:
 	$(GO) run ./tests/bench/failbench $(BENCH_FLAGS)
+
+.PHONY: bench-clone
+
+## bench-clone: consistent copy of a generated ~1 GB database: Drover's SnapshotCopy vs mariadb-dump --single-transaction --gtid | mariadb
+## into empty targets on this machine, rows/s and the ratio (BENCH_FLAGS=-size-mb=256 for a shorter run)
+bench-clone:
+	$(GO) run ./tests/bench/clonebench $(BENCH_FLAGS)
