@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -105,6 +106,42 @@ func Compare(ctx context.Context, in CompareInput, opt Options) (CompareResult, 
 	srcName := fmt.Sprintf("source %s (%s)", in.Source.Name, sitedb.Addr(in.Source))
 	dstName := fmt.Sprintf("target %s (%s)", in.Target.Name, sitedb.Addr(in.Target))
 
+	// Heartbeat on a timer: a wait for the target or the checksum of one
+	// large table can outlast a heartbeat timeout.
+	var (
+		mu   sync.Mutex
+		prog = Progress{Phase: "compare-wait"}
+	)
+	if opt.Progress != nil {
+		every := opt.Heartbeat
+		if every <= 0 {
+			every = DefaultHeartbeat
+		}
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				mu.Lock()
+				p := prog
+				p.Current = slices.Clone(prog.Current)
+				mu.Unlock()
+				p.Elapsed = time.Since(start)
+				opt.Progress(p)
+				select {
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		defer func() { close(done); wg.Wait() }()
+	}
 	sv, dv, res, err := commonPoint(ctx, in, src, dst, wait, opt.DialTimeout, log)
 	if err != nil {
 		return res, err
@@ -147,31 +184,32 @@ func Compare(ctx context.Context, in CompareInput, opt Options) (CompareResult, 
 		next <- i
 	}
 	close(next)
+	mu.Lock()
+	prog = Progress{Phase: "compare", GTID: res.GTID, TablesTotal: len(tables)}
+	mu.Unlock()
 	var (
 		wg       sync.WaitGroup
-		mu       sync.Mutex
 		firstErr error
-		done     int
 	)
 	for w := 0; w < len(sv.conns); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				mu.Lock()
+				prog.Current = append(prog.Current, tables[i].id())
+				mu.Unlock()
 				tc, err := compareTable(ctx, sv.conns[w], dv.conns[w], tables[i])
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
 				out[i] = tc
-				done++
-				p := Progress{Phase: "compare", GTID: res.GTID, TablesDone: done, TablesTotal: len(tables), Elapsed: time.Since(start)}
+				prog.TablesDone++
+				prog.Current = slices.DeleteFunc(prog.Current, func(s string) bool { return s == tables[i].id() })
 				mu.Unlock()
 				if err != nil {
 					return
-				}
-				if opt.Progress != nil {
-					opt.Progress(p)
 				}
 			}
 		}()

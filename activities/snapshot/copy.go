@@ -136,6 +136,10 @@ func (c *copier) run(ctx context.Context) (CopyResult, error) {
 	}
 	srcName := fmt.Sprintf("source %s (%s)", in.Source.Name, sitedb.Addr(in.Source))
 	dstName := fmt.Sprintf("target %s (%s)", in.Target.Name, sitedb.Addr(in.Target))
+	c.stats = map[*table]*tableStat{}
+	c.current = map[int]string{}
+	stopBeat := c.heartbeat(ctx)
+	defer stopBeat()
 	if c.state, err = c.dst.Conn(ctx); err == nil {
 		err = ddlSession(ctx, c.state)
 	}
@@ -225,10 +229,6 @@ func (c *copier) run(ctx context.Context) (CopyResult, error) {
 		return CopyResult{}, fail("read max_allowed_packet of "+dstName, err)
 	}
 
-	c.stats = map[*table]*tableStat{}
-	c.current = map[int]string{}
-	stopBeat := c.heartbeat(ctx)
-	defer stopBeat()
 	c.phase("schema")
 	tasks, err := c.prepare(ctx, prev.found)
 	if err != nil {
@@ -354,7 +354,18 @@ func (c *copier) prepare(ctx context.Context, resume bool) ([]task, error) {
 		}
 		existing := map[string]string{}
 		if resume {
-			var err error
+			// Triggers an earlier attempt created at its end would fire
+			// while rows are loaded or cleared: drop them (the source's
+			// are created again after the rows).
+			trig, err := queryStrings(ctx, c.state, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA=?", s.Name)
+			if err != nil {
+				return nil, fail("list triggers of "+s.Name+" on the target", err)
+			}
+			for _, tr := range trig {
+				if err := execAll(ctx, c.state, "DROP TRIGGER IF EXISTS "+quoteIdent(s.Name)+"."+quoteIdent(tr)); err != nil {
+					return nil, fail("drop trigger "+s.Name+"."+tr+" on the target", err)
+				}
+			}
 			if existing, err = targetTables(ctx, c.state, s.Name); err != nil {
 				return nil, fail("list tables of "+s.Name+" on the target", err)
 			}

@@ -215,8 +215,13 @@ func TestKilledCopyResumes(t *testing.T) {
 	}
 	t.Logf("attempt 2 cancelled with %d chunks committed; last progress %+v", chunks(), log.ps[len(log.ps)-1])
 
-	// A row of an early chunk, already copied, changes on the source.
+	// A row of an early chunk, already copied, changes on the source; and
+	// the target holds a trigger, as if an attempt had crashed after
+	// creating its objects: it must not fire while rows are loaded.
 	if err := source.Exec(ctx, "UPDATE shop.orders SET note = 'changed between attempts' WHERE id = 3001"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Exec(ctx, "CREATE TRIGGER shop.stale BEFORE INSERT ON shop.orders FOR EACH ROW SET NEW.note = 'stale trigger fired'"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -244,15 +245,29 @@ func copyActivityBeats(t *testing.T, in snapshot.CopyInput) (snapshot.CopyResult
 	return out, beats.ps, nil
 }
 
+// compareActivity runs SnapshotCompare and checks that it heartbeated.
 func compareActivity(t *testing.T, in snapshot.CompareInput) snapshot.CompareResult {
 	t.Helper()
 	var out snapshot.CompareResult
-	v, err := activityEnv().ExecuteActivity(a.SnapshotCompare, in)
+	var beats progressLog
+	env := activityEnv()
+	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
+		var p snapshot.Progress
+		if details.Get(&p) == nil {
+			beats.add(p)
+		}
+	})
+	v, err := env.ExecuteActivity(a.SnapshotCompare, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := v.Get(&out); err != nil {
 		t.Fatal(err)
+	}
+	beats.mu.Lock()
+	defer beats.mu.Unlock()
+	if len(beats.ps) == 0 || !strings.HasPrefix(beats.ps[0].Phase, "compare") {
+		t.Errorf("SnapshotCompare did not heartbeat: %+v", beats.ps)
 	}
 	return out
 }

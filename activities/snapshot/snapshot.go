@@ -32,6 +32,14 @@
 // unknown column) and the copy is retried; an instant ADD COLUMN is not
 // read and is later replayed by the stream.
 //
+// A snapshot session holds a metadata lock on every table it has read until
+// the snapshot ends: MariaDB 10.11 does not release them at ROLLBACK TO
+// SAVEPOINT (checked; mysqldump's per-table savepoints rely on that). So a
+// DDL on a table already read waits until its reader has read everything,
+// and queues the application's statements on that table behind it. Each
+// reader ends its snapshot as soon as it has no task left, and the
+// heartbeat lists source sessions waiting for such a lock (BlockedDDL).
+//
 // # Loading
 //
 // Rows are read in primary-key order and cut into chunks (by rows and
@@ -54,13 +62,18 @@
 // under two snapshots at different GTIDs are not a consistent database:
 // no stream start position fits both (the applier is not idempotent, by
 // design). So a retry takes a new snapshot at a new GTID G2 and keeps only
-// what it can prove equal at G2: tables whose definition is unchanged keep
-// their recorded chunks, and each chunk's key range is checksummed on the
-// source under the new snapshot and on the target; equal chunks are kept,
-// different ones are deleted and copied again, and key ranges no chunk
-// covers are copied. The copy's GTID is G2, and every row of the target
-// was either copied or verified under G2's snapshot. Verification reads
-// both sides, which is much cheaper than loading (no writes, no indexes).
+// what it can prove equal at G2. Each task (a key range one reader copies)
+// records its chunks as a chain in key order: chunk n+1 starts exactly
+// where chunk n ends. For a table whose definition is unchanged, a retry
+// checks the chain's chunks up to its first hole: each chunk's key range is
+// checksummed (row count and the sum of a 64-bit MD5 prefix per row) on
+// the source under the new snapshot and on the target; equal chunks are
+// kept, a different one is copied again in place (its range deleted and
+// reloaded in one transaction); the rest of the task's range, after the
+// last kept chunk, is cleared and copied. A changed table definition means
+// the table is copied again. The copy's GTID is G2, and every row of the
+// target was either copied or verified under G2's snapshot. Verification
+// reads both sides, which is much cheaper than loading.
 //
 // # Comparison
 //
@@ -109,10 +122,15 @@ const (
 
 // Defaults for zero fields of the inputs.
 const (
-	DefaultWorkers      = 4
+	// DefaultWorkers is the number of target writer sessions.
+	DefaultWorkers = 4
+	// DefaultReadSessions is the number of source snapshot sessions: one
+	// reader outpaces the writers on the machines measured, needs no lock
+	// and no RELOAD privilege.
 	DefaultReadSessions = 1
-	DefaultChunkRows    = 50_000
-	DefaultChunkBytes   = 4 << 20
+	// DefaultChunkRows and DefaultChunkBytes bound a chunk.
+	DefaultChunkRows  = 50_000
+	DefaultChunkBytes = 4 << 20
 	// DefaultStatementBytes bounds one multi-row INSERT.
 	DefaultStatementBytes = 1 << 20
 	// DefaultHeartbeat is how often progress is reported.
@@ -225,11 +243,14 @@ type CopyResult struct {
 	AlreadyDone bool `json:"already_done,omitempty"`
 }
 
-// Progress is the copy's heartbeat.
+// Progress is the heartbeat of both activities, sent every few seconds.
+// Phase is snapshot, schema, rows, objects or done for a copy, and
+// compare-wait (finding one position on both sides) or compare for a
+// comparison.
 type Progress struct {
-	CloneID     string   `json:"clone_id"`
-	Attempt     int      `json:"attempt"`
-	Phase       string   `json:"phase"` // snapshot, schema, rows, objects, done
+	CloneID     string   `json:"clone_id,omitempty"`
+	Attempt     int      `json:"attempt,omitempty"`
+	Phase       string   `json:"phase"`
 	GTID        string   `json:"gtid,omitempty"`
 	TablesDone  int      `json:"tables_done"`
 	TablesTotal int      `json:"tables_total"`
