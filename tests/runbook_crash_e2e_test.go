@@ -163,7 +163,7 @@ func crashSwitchovers(t *testing.T, eastAddr, westAddr string, points []crashPoi
 	if n := checker.both.Load(); n > 0 || checker.polls.Load() < 100 {
 		t.Errorf("both sites writable in %d of %d polls", n, checker.polls.Load())
 	}
-	if missing := e.missingOn(t, e.dbs[from]); len(missing) > 0 {
+	if missing := e.load.missingOn(t, e.dbs[from]); len(missing) > 0 {
 		t.Errorf("%d acknowledged writes missing on the final primary %s: %s", len(missing), from, e.explain(t, missing))
 	}
 	t.Logf("writes acknowledged %d, failed attempts %d; %d runbook runs", e.load.nAcked.Load(), e.load.nFailed.Load(), e.runs)
@@ -305,7 +305,7 @@ func (e *crashEnv) switchover(t *testing.T, from, to string, cp *crashPoint) swi
 		t.Errorf("want %s writable and %s read-only after the switchover", to, from)
 	}
 	wantPublic(t, e.r, toSite.Address)
-	if missing := e.missingOn(t, e.dbs[to]); len(missing) > 0 {
+	if missing := e.load.missingOn(t, e.dbs[to]); len(missing) > 0 {
 		t.Errorf("%d acknowledged writes missing on the new primary %s: %s", len(missing), to, e.explain(t, missing))
 	}
 	before := e.load.nAcked.Load()
@@ -314,29 +314,6 @@ func (e *crashEnv) switchover(t *testing.T, from, to string, cp *crashPoint) swi
 	}
 	waitStream(t, e.c, to, from, 60*time.Second)
 	return out
-}
-
-// missingOn lists the writes acknowledged so far that db lacks. Unlike
-// writeLoad.missingOn it takes the acknowledged writes before it reads the
-// table, so it can run while the load goes on.
-func (e *crashEnv) missingOn(t *testing.T, db *sql.DB) []string {
-	t.Helper()
-	var acked []string
-	e.load.acked.Range(func(k, _ any) bool {
-		acked = append(acked, k.(string))
-		return true
-	})
-	have := map[string]bool{}
-	for _, n := range strs(t, db, "SELECT last_name FROM petclinic.owners") {
-		have[n] = true
-	}
-	var missing []string
-	for _, n := range acked {
-		if !have[n] {
-			missing = append(missing, n)
-		}
-	}
-	return missing
 }
 
 // explain says, for some of the missing writes, which address

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/log"
 
+	"github.com/drover-sre/drover/activities/internal/cloud"
 	"github.com/drover-sre/drover/activities/internal/sitedb"
 	"github.com/drover-sre/drover/recipe"
 )
@@ -86,9 +87,17 @@ const fenceAttempts = 3
 // timeout above that. It heartbeats every FenceHeartbeat throughout (also
 // while a statement blocks), so a heartbeat timeout of a few times that
 // notices a dead worker long before StartToClose.
-func (a *Activities) DBFence(ctx context.Context, in FenceInput) (FenceResult, error) {
-	stop := heartbeatEvery(ctx, FenceHeartbeat, "fencing "+in.Site.Name)
-	defer stop()
+func (a *Activities) DBFence(ctx context.Context, in FenceInput) (res FenceResult, err error) {
+	err = cloud.Heartbeating(ctx, FenceHeartbeat, func() error {
+		var ferr error
+		res, ferr = a.fence(ctx, in)
+		return ferr
+	}, "fencing "+in.Site.Name)
+	return res, err
+}
+
+// fence is DBFence without its heartbeat.
+func (a *Activities) fence(ctx context.Context, in FenceInput) (FenceResult, error) {
 	logger := activity.GetLogger(ctx)
 	s, err := a.open(ctx, "fence", "", in.Site)
 	if err != nil {
@@ -285,28 +294,3 @@ func waitGone(ctx context.Context, conn *sql.Conn, killed []Connection, timeout 
 
 // FenceHeartbeat is how often DBFence heartbeats.
 const FenceHeartbeat = time.Second
-
-// heartbeatEvery records a heartbeat with details every d until the
-// returned stop is called: for an activity whose work blocks in single
-// statements longer than a heartbeat timeout.
-func heartbeatEvery(ctx context.Context, d time.Duration, details any) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(d)
-		defer t.Stop()
-		activity.RecordHeartbeat(ctx, details)
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx, details)
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
-}
