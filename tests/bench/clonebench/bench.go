@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,10 +117,7 @@ func run(ctx context.Context, cfg config) error {
 	b.res.finished = time.Now()
 	b.report(os.Stdout)
 	if cfg.Out != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.Out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(cfg.Out, []byte(b.markdown()), 0o644); err != nil {
+		if err := benchenv.WriteSummary(cfg.Out, b.markdown()); err != nil {
 			return err
 		}
 		logf("summary written to %s", cfg.Out)

@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,14 +47,7 @@ func main() {
 	switchovers := flag.Int("switchovers", 4, "switchovers under load (alternating direction)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "abort the whole run after this long")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	if err := run(ctx, *out, *switchovers); err != nil {
-		fmt.Fprintln(os.Stderr, "failbench:", err)
-		os.Exit(1)
-	}
+	benchenv.Run("failbench", *timeout, func(ctx context.Context) error { return run(ctx, *out, *switchovers) })
 }
 
 func logf(format string, args ...any) {
@@ -140,7 +132,7 @@ func run(ctx context.Context, out string, switchovers int) (err error) {
 	fmt.Println()
 	fmt.Println(md)
 	if out != "" {
-		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+		if err := benchenv.WriteSummary(out, md); err != nil {
 			return err
 		}
 		logf("summary written to %s", out)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -90,10 +89,7 @@ func run(ctx context.Context, cfg config) error {
 	b.res.finished = time.Now()
 	b.report(os.Stdout)
 	if cfg.Out != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.Out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(cfg.Out, []byte(b.markdown()), 0o644); err != nil {
+		if err := benchenv.WriteSummary(cfg.Out, b.markdown()); err != nil {
 			return err
 		}
 		logf("summary written to %s", cfg.Out)

@@ -19,9 +19,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"github.com/drover-sre/drover/tests/bench/benchenv"
 )
 
 func main() {
@@ -44,16 +44,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	if err := run(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "replbench:", err)
-		cancel()
-		stop()
-		os.Exit(1)
-	}
+	benchenv.Run("replbench", cfg.Timeout, func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 // config is one benchmark run's parameters.
