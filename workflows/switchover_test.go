@@ -41,6 +41,7 @@ type world struct {
 	calls     []string
 	unwritten bool                  // the app reports not writable
 	errant    *dbadmin.ErrantResult // what DBErrant finds (default: nothing)
+	stopTakes time.Duration         // how long StopSite takes (workflow time)
 }
 
 var (
@@ -186,7 +187,9 @@ func (w *world) register(env *testsuite.TestWorkflowEnvironment) {
 		wr := !w.unwritten
 		return probe.HTTPResult{Site: in.Site, EndpointResult: probe.EndpointResult{URL: in.URL, Up: true, StatusCode: 200, Writable: &wr}}, nil
 	})
-	env.OnActivity("StopSite", anyCtx, anyArg).Return(func(_ context.Context, in local.SiteInput) (local.SiteState, error) {
+	// Stopping a site takes stopTakes of workflow time, so a test can see
+	// whether later steps wait for it.
+	env.OnActivity("StopSite", anyCtx, anyArg).After(w.stopTakes).Return(func(_ context.Context, in local.SiteInput) (local.SiteState, error) {
 		if err := w.enter("StopSite " + in.Site.Name); err != nil {
 			return local.SiteState{}, err
 		}
@@ -382,6 +385,7 @@ func TestRunbookRejectsBadInput(t *testing.T) {
 func TestFailoverFencesPromotesAndRecordsRPO(t *testing.T) {
 	w := newWorld()
 	w.failStep = "DBFence east" // the old primary's database is gone
+	w.stopTakes = 2 * time.Second
 	env := runbookEnv(t, w)
 	detected := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	env.ExecuteWorkflow(Failover, RunbookInput{Recipe: testRecipe(), To: "west", DetectedAt: detected, Reason: "SiteDown"})
@@ -410,6 +414,7 @@ func TestFailoverFencesPromotesAndRecordsRPO(t *testing.T) {
 			promotedAt = s.Started
 		}
 	}
+	require.GreaterOrEqual(t, fencedAt.Sub(rep.StartedAt), 2*time.Second, "the provider's stop took 2 s")
 	require.False(t, promotedAt.Before(fencedAt), "promoted at %s before fencing ended at %s", promotedAt, fencedAt)
 }
 
