@@ -38,6 +38,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&d.TemporalHTTPPort, "temporal-http-port", 0, "Temporal HTTP API port (default temporal-port+10)")
 		fs.IntVar(&d.TemporalMetricsPort, "temporal-metrics-port", 0, "Temporal metrics port (default temporal-port+11)")
 		fs.BoolVar(&d.AutoFailover, "auto-failover", false, "write policy.auto_failover: true into the generated recipe (a health monitor may then fail over by itself)")
+		unprov := fs.String("unprovisioned", "", "sites (comma-separated) left for `drover clone` to create: their workers run, their database and app do not exist yet")
 		sites := fs.String("sites", "", "sites as NAME=ADDRESS:DBPORT:APPPORT,… (default east=127.0.0.2:3306:8080,west=127.0.0.3:3306:8080); the first is the primary")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
@@ -49,6 +50,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return 2
 			}
 			d.Sites, d.Primary = specs, specs[0].Name
+		}
+		if *unprov != "" {
+			d.Unprovisioned = strings.Split(*unprov, ",")
 		}
 		d.Out = stdout
 		st, err := devstack.Up(ctx, d)

@@ -392,7 +392,14 @@ func (e *crashEnv) fired(t *testing.T, point string) (string, int) {
 // workerPID returns the pid of the site's worker and whether it runs.
 func (e *crashEnv) workerPID(t *testing.T, site string) (int, bool) {
 	t.Helper()
-	st, err := devstack.Load(e.st.StateDir)
+	return workerPID(t, e.st.StateDir, site)
+}
+
+// workerPID is the pid of a site's worker in the stack of stateDir, and
+// whether it runs.
+func workerPID(t *testing.T, stateDir, site string) (int, bool) {
+	t.Helper()
+	st, err := devstack.Load(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}

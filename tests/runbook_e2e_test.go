@@ -27,8 +27,21 @@ import (
 // stream east → west, and returns its state, recipe and a client.
 func runbookStack(t *testing.T, eastAddr, westAddr string) (*devstack.State, *recipe.Recipe, client.Client) {
 	t.Helper()
-	o := sideStack(t, eastAddr, westAddr)
+	st, r, c := upStack(t, sideStack(t, eastAddr, westAddr))
+	if code, out, errOut := droverAt(t, st, "replication", "start", "-f", st.RecipeFile); code != 0 {
+		t.Fatalf("replication start: %d %s %s", code, out, errOut)
+	}
+	waitStream(t, c, "east", "west", 60*time.Second)
+	return st, r, c
+}
+
+// upStack brings a side stack up (one at a time, see stackStart) and
+// returns its state, recipe and a client.
+func upStack(t *testing.T, o devstack.Options) (*devstack.State, *recipe.Recipe, client.Client) {
+	t.Helper()
+	stackStart.Lock()
 	st, err := devstack.Up(context.Background(), o)
+	stackStart.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +54,6 @@ func runbookStack(t *testing.T, eastAddr, westAddr string) (*devstack.State, *re
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	if code, out, errOut := droverAt(t, st, "replication", "start", "-f", st.RecipeFile); code != 0 {
-		t.Fatalf("replication start: %d %s %s", code, out, errOut)
-	}
-	waitStream(t, c, "east", "west", 60*time.Second)
 	return st, r, c
 }
 
@@ -92,6 +101,7 @@ type writeLoad struct {
 	lastAck    time.Time
 	longestGap time.Duration
 	stop       chan struct{}
+	once       sync.Once
 	done       chan struct{}
 }
 
@@ -138,8 +148,10 @@ func startWriteLoad(r *recipe.Recipe, prefix string) *writeLoad {
 	return w
 }
 
+// finish stops the load and waits for its last write; it may be called
+// again.
 func (w *writeLoad) finish() {
-	close(w.stop)
+	w.once.Do(func() { close(w.stop) })
 	<-w.done
 }
 

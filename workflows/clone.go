@@ -37,6 +37,11 @@ type CloneInput struct {
 	Schemas []string `json:"schemas,omitempty"`
 	// CopyTimeout bounds the copy (default 2h).
 	CopyTimeout recipe.Duration `json:"copy_timeout,omitempty"`
+	// CopyWorkers is the number of sessions writing into To (default 4);
+	// ChunkRows bounds a chunk, the unit a resumed copy keeps (default
+	// 50,000 rows). Both trade speed for load on the two databases.
+	CopyWorkers int `json:"copy_workers,omitempty"`
+	ChunkRows   int `json:"chunk_rows,omitempty"`
 }
 
 // CloneSite creates site To from a recipe and makes it a warm standby of
@@ -72,6 +77,10 @@ func CloneSite(ctx workflow.Context, in CloneInput) (RunbookReport, error) {
 		return RunbookReport{}, invalidInput(fmt.Sprintf("to: %q is not a site of app %s", in.To, r.App))
 	case in.To == in.From:
 		return RunbookReport{}, invalidInput(fmt.Sprintf("to: %q is the site copied (from)", in.To))
+	case in.CopyWorkers < 0 || in.CopyWorkers > 64:
+		return RunbookReport{}, invalidInput(fmt.Sprintf("copy_workers: %d is not between 0 (default) and 64", in.CopyWorkers))
+	case in.ChunkRows < 0:
+		return RunbookReport{}, invalidInput(fmt.Sprintf("chunk_rows: %d is negative", in.ChunkRows))
 	}
 	if to.Provider != recipe.ProviderLocal {
 		if err := to.ValidateCompute(true); err != nil {
@@ -171,9 +180,12 @@ func (c *clone) run() error {
 		timeout := orDefault(c.in.CopyTimeout, 2*time.Hour)
 		var res snapshot.CopyResult
 		if err := workflow.ExecuteActivity(callOptions(ctx, c.to.Name, "copy "+c.from.Name+" → "+c.to.Name,
-			callTimes{startToClose: timeout, heartbeat: 30 * time.Second}, pickUpTimeout, 5),
+			// The copy heartbeats every 2 s: a worker that died mid-copy
+			// is noticed in 10 s and the copy resumes at another attempt.
+			callTimes{startToClose: timeout, heartbeat: 10 * time.Second}, pickUpTimeout, 5),
 			snapA.SnapshotCopy, snapshot.CopyInput{CloneID: workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + c.runID,
-				Source: c.from, Target: c.to, Schemas: c.in.Schemas, Stream: stream}).Get(ctx, &res); err != nil {
+				Source: c.from, Target: c.to, Schemas: c.in.Schemas, Stream: stream,
+				Workers: c.in.CopyWorkers, ChunkRows: c.in.ChunkRows}).Get(ctx, &res); err != nil {
 			return "", err
 		}
 		c.gtid = res.GTID

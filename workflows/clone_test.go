@@ -197,6 +197,8 @@ func TestCloneSiteRejectsBadInput(t *testing.T) {
 		{CloneInput{Recipe: testRecipe(), To: "east"}, `to: "east" is the site copied`},
 		{CloneInput{Recipe: testRecipe()}, "to: required"},
 		{CloneInput{Recipe: testRecipe(), From: "moon", To: "west"}, `from: "moon" is not a site`},
+		{CloneInput{Recipe: testRecipe(), To: "west", CopyWorkers: 65}, "copy_workers: 65 is not between"},
+		{CloneInput{Recipe: testRecipe(), To: "west", ChunkRows: -1}, "chunk_rows: -1 is negative"},
 	} {
 		w := newCloneWorld()
 		env := w.register(t)

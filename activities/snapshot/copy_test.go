@@ -32,20 +32,20 @@ func TestCopyUnderWriteLoadThenStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := startLoad(t, source.Root, 400, 1, false)
-	if !testenv.WaitFor(30*time.Second, func() bool { return l.commits.Load() >= 20 }) {
-		l.check(t)
+	l := testenv.StartShopLoad(t, source.Root, 400, 1, false)
+	if !testenv.WaitFor(30*time.Second, func() bool { return l.Commits.Load() >= 20 }) {
+		l.Check(t)
 		t.Fatal("the write load does not commit")
 	}
 	in := snapshot.CopyInput{CloneID: "under-load", Source: site("east", source), Target: site("west", dst),
 		Schemas: []string{schema}, ReadSessions: 3, Workers: 4, ChunkRows: 10_000}
-	c0 := l.commits.Load()
+	c0 := l.Commits.Load()
 	start := time.Now()
 	res, beats, err := copyActivityBeats(t, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	during := l.commits.Load() - c0
+	during := l.Commits.Load() - c0
 	t.Logf("copy: %d rows, %d bytes, %d chunks in %.1fs (%s, %d sessions, write hold %.2f ms), gtid %s; %d source transactions committed meanwhile",
 		res.Rows, res.Bytes, res.Chunks, time.Since(start).Seconds(), res.SnapshotMethod, res.ReadSessions, res.WriteHoldMS, res.GTID, during)
 	if during < 5 {
@@ -84,8 +84,8 @@ func TestCopyUnderWriteLoadThenStream(t *testing.T) {
 	if !cmp.Equal || cmp.Method != "backup-stage" || cmp.WriteHoldMS <= 0 || cmp.WriteHoldMS > 5000 {
 		t.Fatalf("compare holding writes: %+v", cmp)
 	}
-	l.stop()
-	l.check(t)
+	l.Stop()
+	l.Check(t)
 	caughtUp(t, r)
 	testenv.SameData(t, source.Root, dst.Root, schema)
 	end, err := source.Position(ctx)
@@ -133,7 +133,7 @@ func TestCopyUnderWriteLoadThenStream(t *testing.T) {
 func TestKilledCopyResumes(t *testing.T) {
 	ctx := context.Background()
 	dst := newTarget(t, 72)
-	l := startLoad(t, source.Root, 300, 2, true)
+	l := testenv.StartShopLoad(t, source.Root, 300, 2, true)
 	in := snapshot.CopyInput{CloneID: "killed", Source: site("east", source), Target: site("west", dst),
 		Schemas: []string{schema}, Stream: "east-west-2", Workers: 2, ChunkRows: 2_000}
 	chunks := func() int {
@@ -245,8 +245,8 @@ func TestKilledCopyResumes(t *testing.T) {
 	}
 
 	r := stream(t, "east-west-2", dst, "", 7201) // starts from the seeded checkpoint
-	l.stop()
-	l.check(t)
+	l.Stop()
+	l.Check(t)
 	caughtUp(t, r)
 	testenv.SameData(t, source.Root, dst.Root, schema)
 	end, err := source.Position(ctx)

@@ -18,9 +18,9 @@ import (
 // RELOAD falls back to one session.
 func TestReadViewSharedUnderWrites(t *testing.T) {
 	ctx := context.Background()
-	l := startLoad(t, source.Root, 1000, 3, false)
-	if !testenv.WaitFor(30*time.Second, func() bool { return l.commits.Load() >= 50 }) {
-		l.check(t)
+	l := testenv.StartShopLoad(t, source.Root, 1000, 3, false)
+	if !testenv.WaitFor(30*time.Second, func() bool { return l.Commits.Load() >= 50 }) {
+		l.Check(t)
 		t.Fatal("the write load does not commit")
 	}
 	const q = "SELECT CONCAT(COUNT(*), '/', MAX(id), '/', SUM(amount)) FROM shop.orders"
@@ -33,12 +33,12 @@ func TestReadViewSharedUnderWrites(t *testing.T) {
 		{"lock-free first", 3, []string{"agreed", "backup-stage"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c0 := l.commits.Load()
+			c0 := l.Commits.Load()
 			method, hold, points, answers, _, err := snapshot.ReadViewForTest(ctx, site("east", source), 4, tc.tries, q)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s, commits blocked %s, offsets %v, %d source commits meanwhile", method, hold, points, l.commits.Load()-c0)
+			t.Logf("%s, commits blocked %s, offsets %v, %d source commits meanwhile", method, hold, points, l.Commits.Load()-c0)
 			if !strings.Contains(strings.Join(tc.want, ","), method) || len(points) != 4 {
 				t.Fatalf("method %s with %d sessions, want one of %v with 4", method, len(points), tc.want)
 			}
@@ -61,6 +61,6 @@ func TestReadViewSharedUnderWrites(t *testing.T) {
 	if method != "single" || len(points) != 1 || !strings.Contains(note, "RELOAD") {
 		t.Fatalf("without RELOAD: method %s, %d sessions, note %q", method, len(points), note)
 	}
-	l.stop()
-	l.check(t)
+	l.Stop()
+	l.Check(t)
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,12 @@ type Options struct {
 	// named site, on top of the minimal one every daemon gets: e.g. the
 	// chaos tests' DROVER_CHAOS_DIR. It reaches the workers this Up starts.
 	WorkerEnv map[string][]string
+	// Unprovisioned names sites whose database and app Up does not create:
+	// `drover clone` (the CloneSite workflow) builds them from the primary.
+	// Their workers run, so the clone's copy can run there, and the zone has
+	// no <site> record until the clone registers it. Once a clone has created
+	// such a site, Up starts it like any other.
+	Unprovisioned []string
 }
 
 // DefaultOptions is the stack `drover dev up` starts when given no flags:
@@ -172,8 +179,12 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	st.TemporalAddress, st.UIURL = tdev.HostPort(), tdev.UIURL()
 
 	// DNS.
+	prov := &local.Provider{StateDir: stateDir, StartTimeout: o.StartTimeout}
 	records := map[string]string{}
 	for _, s := range o.Sites {
+		if o.awaitsClone(prov, s.Name) {
+			continue
+		}
 		records[s.Name] = s.Address
 		if s.Name == o.Primary {
 			records["app"] = s.Address
@@ -215,14 +226,25 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	if primary == "" {
 		fmt.Fprintf(out, "  %s names no single site: every database stays read-only until a runbook promotes one\n", rcp.DNS.Record)
 	}
-	prov := &local.Provider{StateDir: stateDir, Bins: bins.local, StartTimeout: o.StartTimeout}
+	prov.Bins = bins.local
 	for _, s := range rcp.Sites {
-		fmt.Fprintf(out, "starting site %s at %s\n", s.Name, s.Address)
 		db := prov.DB(s)
 		app, err := prov.AppProcess(s)
 		if err != nil {
 			return st, err
 		}
+		if o.awaitsClone(prov, s.Name) {
+			// Recorded, not started: Down stops what a clone starts here.
+			fmt.Fprintf(out, "site %s at %s is not provisioned: `drover clone --to %s` creates it\n", s.Name, s.Address, s.Name)
+			if err := record(component(s.Name+"/db", db.Config.Address+":"+strconv.Itoa(db.Config.Port), db.Process(), 0, 60*time.Second)); err != nil {
+				return st, err
+			}
+			if err := record(component(s.Name+"/app", "", app, 0, 10*time.Second)); err != nil {
+				return st, err
+			}
+			continue
+		}
+		fmt.Fprintf(out, "starting site %s at %s\n", s.Name, s.Address)
 		// Record first so that a failed start is still cleaned up.
 		if err := record(component(s.Name+"/db", db.Config.Address+":"+strconv.Itoa(db.Config.Port), db.Process(), 0, 60*time.Second)); err != nil {
 			return st, err
@@ -506,6 +528,16 @@ func TemporalBinary() string {
 	return ""
 }
 
+// awaitsClone reports whether site is one of o.Unprovisioned that no
+// clone has created yet (it has no data directory).
+func (o Options) awaitsClone(prov *local.Provider, site string) bool {
+	if !slices.Contains(o.Unprovisioned, site) {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(prov.SiteDir(site), "db", "data"))
+	return errors.Is(err, os.ErrNotExist)
+}
+
 func (o Options) check() error {
 	var problems []string
 	if o.StateDir == "" {
@@ -527,6 +559,14 @@ func (o Options) check() error {
 	}
 	if !seen[o.Primary] {
 		problems = append(problems, fmt.Sprintf("primary %q: not one of the sites", o.Primary))
+	}
+	for _, u := range o.Unprovisioned {
+		switch {
+		case !seen[u]:
+			problems = append(problems, fmt.Sprintf("unprovisioned %q: not one of the sites", u))
+		case u == o.Primary:
+			problems = append(problems, fmt.Sprintf("unprovisioned %q: the primary must exist (it is what a clone copies)", u))
+		}
 	}
 	if len(problems) > 0 {
 		return errors.New("dev stack options: " + strings.Join(problems, "; "))
