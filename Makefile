@@ -65,7 +65,8 @@ test: deps build lint
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./recipe/
 
-## demo: the local stack; replication east → west with writes through the app; east killed, automatic failover,
+## demo: the local stack; west cloned from east (copy at one GTID, replication from it) while the app writes;
+## east killed, automatic failover,
 ## writes through the public name at west, east restarted and kept fenced, failback with RPO 0; then tear down
 ## and delete its state (KEEP=1 leaves it running). The scenario is deploy/local/demo.sh.
 demo: deps build

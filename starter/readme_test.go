@@ -145,3 +145,30 @@ func TestReadmeMonitorInputIsValid(t *testing.T) {
 		t.Errorf("README HealthMonitor input: %+v", in)
 	}
 }
+
+// The CloneSite input documented in README.md decodes strictly, carries
+// the example recipe, names two different sites of it, and sits under a
+// summary naming the workflow type, task queue and workflow ID.
+func TestReadmeCloneInputIsValid(t *testing.T) {
+	want, err := recipe.Load(exampleRecipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in workflows.CloneInput
+	readmeJSON(t, "clone-input", &in)
+	if !reflect.DeepEqual(in.Recipe, *want) {
+		t.Errorf("README CloneSite input: the recipe is not %s", exampleRecipe)
+	}
+	_, okF := in.Recipe.Site(in.From)
+	_, okT := in.Recipe.Site(in.To)
+	if !okF || !okT || in.From == in.To {
+		t.Errorf("README CloneSite input: from %q, to %q", in.From, in.To)
+	}
+	summary := readmeBefore(t, "clone-input", "<summary>")
+	for _, w := range []string{"workflow type <code>CloneSite</code>", "task queue <code>" + workflows.SharedTaskQueue + "</code>",
+		"workflow ID <code>" + workflows.CloneWorkflowID(in.Recipe.App, in.To) + "</code>"} {
+		if !strings.Contains(summary, w) {
+			t.Errorf("README CloneSite input: its summary lacks %q", w)
+		}
+	}
+}

@@ -70,6 +70,10 @@ func renderReport(w io.Writer, rep workflows.RunbookReport) {
 	tw.Flush()
 	fmt.Fprintln(w)
 
+	if rep.Runbook == workflows.RunbookClone {
+		renderCloneEnd(w, rep)
+		return
+	}
 	switch rep.Outcome {
 	case workflows.OutcomeDryRun:
 		fmt.Fprintln(w, "RTO, RPO: not measured (dry run: nothing was changed)")
@@ -133,6 +137,24 @@ func renderReport(w io.Writer, rep workflows.RunbookReport) {
 
 // progressLine is one step as a runbook command prints it when the step
 // ends: time, step, site, outcome, detail.
+// renderCloneEnd ends a clone's report: RTO and RPO do not apply (nothing
+// moved); what counts is where the copy was taken and what it became.
+func renderCloneEnd(w io.Writer, rep workflows.RunbookReport) {
+	switch {
+	case rep.Outcome == "":
+		fmt.Fprintf(w, "%s is being built from %s\n", rep.To, rep.From)
+	case rep.Outcome == workflows.OutcomeCompleted && rep.RPO.AppliedGTID == "" && len(rep.Plan) > 0:
+		fmt.Fprintln(w, rep.Plan[0])
+	case rep.Outcome == workflows.OutcomeCompleted:
+		fmt.Fprintf(w, "%s is a warm standby of %s: copied at GTID %s, replicating from there (read-only, not serving the public name)\n",
+			rep.To, rep.From, rep.RPO.AppliedGTID)
+	case rep.Outcome == workflows.OutcomeRolledBack:
+		fmt.Fprintf(w, "%s was not built; what this run created is removed: %s\n", rep.To, orDash(rep.Error))
+	default:
+		fmt.Fprintf(w, "%s was not built, and removing what this run created did not finish (see the steps): %s\n", rep.To, orDash(rep.Error))
+	}
+}
+
 func progressLine(s workflows.Step) string {
 	return strings.TrimRight(fmt.Sprintf("%s  %-18s  %-5s  %-11s  %s", clock(s.Ended, false), s.Name, orDash(s.Site), s.Outcome, s.Detail), " ")
 }

@@ -239,6 +239,30 @@ func endsWithLongDetail(line string, steps []workflows.Step) bool {
 
 // A failover that lost data it cannot count exactly, beyond the SLA, and
 // left errant transactions, says so.
+// A clone's report says what the clone became, not RTO and RPO.
+func TestRenderReportClone(t *testing.T) {
+	for _, c := range []struct {
+		rep  workflows.RunbookReport
+		want string
+	}{
+		{workflows.RunbookReport{Outcome: workflows.OutcomeCompleted, RPO: workflows.RPOPoint{AppliedGTID: "1-1-4"}},
+			"west is a warm standby of east: copied at GTID 1-1-4, replicating from there"},
+		{workflows.RunbookReport{Outcome: workflows.OutcomeCompleted, Plan: []string{"west is already a replicating standby of east: nothing to do"}},
+			"west is already a replicating standby of east: nothing to do\n"},
+		{workflows.RunbookReport{Outcome: workflows.OutcomeRolledBack, Error: "copy west: disk full"},
+			"west was not built; what this run created is removed: copy west: disk full\n"},
+		{workflows.RunbookReport{Outcome: workflows.OutcomeFailed, Error: "x"}, "removing what this run created did not finish"},
+	} {
+		rep := c.rep
+		rep.Runbook, rep.App, rep.From, rep.To, rep.StartedAt = workflows.RunbookClone, "petclinic", "east", "west", t0
+		var b bytes.Buffer
+		renderReport(&b, rep)
+		if out := b.String(); !strings.Contains(out, c.want) || strings.Contains(out, "RTO") {
+			t.Errorf("report lacks %q or speaks of RTO:\n%s", c.want, out)
+		}
+	}
+}
+
 func TestRenderReportFailoverMissedSLA(t *testing.T) {
 	rep := workflows.RunbookReport{
 		Runbook: workflows.RunbookFailover, App: "petclinic", From: "east", To: "west", Outcome: workflows.OutcomeFailed,

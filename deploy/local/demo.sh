@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The `make demo` scenario on the embedded local stack: replication east →
-# west with writes through the demo app, an outage of east (its processes
+# The `make demo` scenario on the embedded local stack: west does not exist
+# at first; it is cloned from east (a consistent copy at one GTID, then
+# replication east → west from that GTID) while the demo app writes at
+# east; then writes through the demo app, an outage of east (its processes
 # killed), automatic failover by the health monitor, writes through the
 # public DNS name at west, east restarted and kept fenced, and failback to
 # east with RPO 0 — printing each runbook's report.
@@ -39,19 +41,24 @@ monitor_sees_both_up() { [ "$("$D" monitor status --app petclinic | grep -cE '^(
 runbook_started() { "$D" runbook status --app petclinic >/dev/null; }
 monitor_primary_is() { "$D" monitor status --app petclinic --json | grep -q "\"primary\": *\"$1\""; }
 
-"$D" dev up --state-dir "$S" --auto-failover
+"$D" dev up --state-dir "$S" --auto-failover --unprovisioned west
+
+say "east serves; west is only a worker: no database, no app, no DNS name"
+write Babbage
+echo "west.drover.test → '$(dig +short +norecurse @"$DNS" -p "$DNSPORT" west.drover.test A)'"
+
+say "clone east → west (CloneSite): provision, consistent copy at one GTID, replication from it, DNS, verify"
+"$D" clone -f "$R" --app petclinic --from east --to west
+wait_for 100 0.2 stream_running east west
+"$D" replication status -f "$R"
 
 say "SiteStatus: every site probed from its own worker"
 "$D" status -f "$R"
 
-say "replication east → west (ReplicationSupervisor)"
-"$D" replication start -f "$R"
-wait_for 100 0.2 stream_running east west
-"$D" replication status -f "$R"
-
 say "writes through the public name land at the primary, east; the standby has them"
 write Lovelace
 wait_for 100 0.2 has_owner 127.0.0.3 Lovelace
+has_owner 127.0.0.3 Babbage && echo "the owner written before the clone (Babbage) came with the copy"
 curl -sS 'http://127.0.0.3:8080/api/owners?last_name=Lovelace'; echo
 echo "a write at the read-only standby is refused:"
 curl -sS -X POST -d '{"first_name":"X","last_name":"Y","city":"Z","telephone":"1"}' http://127.0.0.3:8080/api/owners; echo
@@ -87,5 +94,5 @@ wait_for 100 0.2 has_owner 127.0.0.3 Turing
 "$D" monitor stop --app petclinic
 
 echo
-echo "Temporal UI: $(sed -n 's/.*"ui_url": "\(.*\)".*/\1/p' "$S/stack.json")  (workflows runbook-petclinic, health-petclinic, replication-petclinic-*)"
+echo "Temporal UI: $(sed -n 's/.*"ui_url": "\(.*\)".*/\1/p' "$S/stack.json")  (workflows clone-petclinic-west, runbook-petclinic, health-petclinic, replication-petclinic-*)"
 if [ "$KEEP" = 1 ]; then echo "KEEP=1: stack left running; stop it with: $D dev down --state-dir $S"; fi
