@@ -4,8 +4,9 @@ import "strings"
 
 // ApplyDefaults fills in every field left at its zero value that has a
 // default, adds the trailing dot to DNS names and turns empty lists
-// (Replication, Probes, the compute blocks' security groups) into nil. It
-// never overwrites a value that is set, so calling it again changes nothing.
+// (Replication, Probes, Alerts.Routes, the compute blocks' security groups)
+// into nil. It never overwrites a value that is set, so calling it again
+// changes nothing.
 func (r *Recipe) ApplyDefaults() {
 	for i := range r.Sites {
 		s := &r.Sites[i]
@@ -20,6 +21,9 @@ func (r *Recipe) ApplyDefaults() {
 		}
 		if s.DB.GTIDDomainID == 0 {
 			s.DB.GTIDDomainID = uint32(i + 1)
+		}
+		if !s.DB.TLS.IsZero() && s.DB.TLS.Mode == "" {
+			s.DB.TLS.Mode = TLSVerifyFull
 		}
 		if s.App.Instances == 0 {
 			s.App.Instances = DefaultInstances
@@ -39,6 +43,9 @@ func (r *Recipe) ApplyDefaults() {
 	}
 	if len(r.Probes) == 0 {
 		r.Probes = nil
+	}
+	if len(r.Alerts.Routes) == 0 {
+		r.Alerts.Routes = nil
 	}
 
 	d := &r.DNS

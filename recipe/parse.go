@@ -284,7 +284,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) *yaml.Node {
 	switch {
 	case t == durationType:
 		return w.duration(n, path)
-	case t.Kind() == reflect.Struct:
+	case t.Kind() == reflect.Struct, t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
 		return w.mapping(n, t, path)
 	case t.Kind() == reflect.Slice:
 		return w.sequence(n, t, path)
@@ -303,7 +303,7 @@ func typeMsg(t reflect.Type) string {
 	switch {
 	case t == durationType:
 		return `must be a duration such as "5s"`
-	case t.Kind() == reflect.Struct:
+	case t.Kind() == reflect.Struct, t.Kind() == reflect.Map:
 		return "must be a mapping"
 	case t.Kind() == reflect.Slice:
 		return "must be a list"
@@ -334,7 +334,7 @@ func zeroNode(t reflect.Type) *yaml.Node {
 	switch {
 	case t == durationType:
 		return scalar("!!str", "0s")
-	case t.Kind() == reflect.Struct:
+	case t.Kind() == reflect.Struct, t.Kind() == reflect.Map:
 		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	case t.Kind() == reflect.Slice:
 		return &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
@@ -446,13 +446,20 @@ type entry struct{ key, value *yaml.Node }
 // mapping checks a mapping against struct type t: every key must be a field,
 // at most once; values must fit their fields. Merge keys ("<<: *base") are
 // applied: the mapping's own keys win over merged ones, and earlier merged
-// mappings win over later ones.
+// mappings win over later ones. For a map type t (keys that are data, such
+// as alert label matchers) any key is accepted, its value must fit t's
+// element type, and a null or unusable value is reported, never dropped:
+// dropping it would silently widen the map's meaning.
 func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) *yaml.Node {
 	if n.Kind != yaml.MappingNode {
 		w.fail(path, n.Line, "must be a mapping")
 		return nil
 	}
-	fields := fieldsOf(t)
+	isMap := t.Kind() == reflect.Map
+	var fields map[string]reflect.StructField
+	if !isMap {
+		fields = fieldsOf(t)
+	}
 	var entries []entry
 	w.entries(n, path, &entries)
 	if w.aborted {
@@ -464,6 +471,9 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) *yaml.Node {
 		name := e.key.Value
 		p := field(path, name)
 		f, known := fields[name]
+		if isMap {
+			f.Type, known = t.Elem(), true
+		}
 		if !known {
 			w.fail(p, e.key.Line, "unknown field (line %d)", e.key.Line)
 			continue
@@ -473,11 +483,18 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) *yaml.Node {
 		}
 		done[name] = true
 		w.seen(p, e.key.Line)
-		v := w.resolve(e.value, p)
-		if v == nil || isNull(v) {
+		var c *yaml.Node
+		switch v := w.resolve(e.value, p); {
+		case v == nil: // an alias cycle, reported
+		case isNull(v) && !isMap:
 			continue // null leaves the field at its zero value
+		default:
+			c = w.walk(e.value, f.Type, p)
 		}
-		if c := w.walk(e.value, f.Type, p); c != nil {
+		if c == nil && isMap {
+			c = zeroNode(f.Type) // the key stays, so the map is not reported empty as well
+		}
+		if c != nil {
 			out.Content = append(out.Content, scalar("!!str", name), c)
 		}
 		if w.aborted {

@@ -96,6 +96,9 @@ type Recipe struct {
 	DNS         DNS      `yaml:"dns" json:"dns"`
 	Probes      []Probe  `yaml:"probes" json:"probes,omitempty"`
 	Policy      Policy   `yaml:"policy" json:"policy"`
+	// Alerts routes Alertmanager alerts to runbooks (drover webhook); see
+	// alerts.go. Optional.
+	Alerts Alerts `yaml:"alerts,omitempty" json:"alerts,omitzero"`
 }
 
 // Site is one place the application can run: a database and an app tier
@@ -172,6 +175,9 @@ type Database struct {
 	// BINLOG REPLAY). Either may be left out: the admin account is used.
 	Stream Account `yaml:"stream" json:"stream"`
 	Apply  Account `yaml:"apply" json:"apply"`
+	// TLS secures every Drover connection to this database; zero (no
+	// block) is plain TCP. See DBTLS.
+	TLS DBTLS `yaml:"tls,omitempty" json:"tls,omitzero"`
 }
 
 // Account is a database account given by name and secret reference.

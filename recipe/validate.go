@@ -42,6 +42,7 @@ func (r *Recipe) Validate() error {
 	v.dns()
 	v.probes()
 	v.policy()
+	v.alerts()
 	return v.ps.err()
 }
 
@@ -166,6 +167,7 @@ func (v *validator) sites() {
 				v.secret(dp+"."+acct.name+".password", acct.a.Password, true)
 			}
 		}
+		db.TLS.problems(dp+".tls", &v.ps)
 		if db.ServerID == 0 {
 			v.add(dp+".server_id", "must be non-zero")
 		} else if j, dup := serverIDs[db.ServerID]; dup {

@@ -26,6 +26,15 @@ func TestValidate(t *testing.T) {
 		r.Sites[1].Address, r.Sites[1].DB.Host = "west.example.com", "db.west.example.com"
 	}
 	p := func(path, msg string) Problems { return Problems{{path, msg}} }
+	// route gives the recipe one alert route, SiteDown at east → failover,
+	// changed by mut.
+	route := func(mut func(*AlertRoute)) func(*Recipe) {
+		return func(r *Recipe) {
+			rt := siteDown()
+			mut(&rt)
+			withRoutes(r, rt)
+		}
+	}
 
 	tests := []struct {
 		name   string
@@ -216,6 +225,74 @@ func TestValidate(t *testing.T) {
 		{"manual failover may have zero max rpo", func(r *Recipe) { r.Policy.MaxRPO = 0 }, nil},
 		{"rto zero", func(r *Recipe) { r.Policy.SLA.RTO = 0 }, p("policy.sla.rto", "must be > 0")},
 		{"rpo negative", func(r *Recipe) { r.Policy.SLA.RPO = Duration(-time.Second) }, p("policy.sla.rpo", "must be > 0")},
+
+		// alerts (webhook routes)
+		{"a failover route", route(func(*AlertRoute) {}), nil},
+		{"auth without routes", func(r *Recipe) { r.Alerts.Auth.HMACSecret = "file:/etc/drover/webhook.key" }, nil},
+		{"hmac only", func(r *Recipe) { withRoutes(r, siteDown()); r.Alerts.Auth = AlertAuth{HMACSecret: "env:HMAC"} }, nil},
+		{"routes need auth", func(r *Recipe) { withRoutes(r, siteDown()); r.Alerts.Auth = AlertAuth{} },
+			p("alerts.auth", "required when alerts.routes is set: bearer_token or hmac_secret")},
+		{"bearer token literal", func(r *Recipe) { withRoutes(r, siteDown()); r.Alerts.Auth.BearerToken = "s3cret-token" },
+			p("alerts.auth.bearer_token", literalMsg)},
+		{"hmac secret relative file", func(r *Recipe) { r.Alerts.Auth.HMACSecret = "file:webhook.key" },
+			p("alerts.auth.hmac_secret", errSecretFile.Error())},
+
+		{"match required", route(func(rt *AlertRoute) { rt.Match = nil }),
+			p("alerts.routes[0].match", "must have at least one label matcher, e.g. {alertname: SiteDown}")},
+		{"label name bad", route(func(rt *AlertRoute) { rt.Match["alert-name"] = "x" }),
+			p("alerts.routes[0].match.alert-name", "label name must match [a-zA-Z_][a-zA-Z0-9_]*")},
+		{"label name quoted in path", route(func(rt *AlertRoute) { rt.Match["a b"] = "x" }),
+			p(`alerts.routes[0].match."a b"`, "label name must match [a-zA-Z_][a-zA-Z0-9_]*")},
+		{"label value empty", route(func(rt *AlertRoute) { rt.Match["severity"] = "" }),
+			p("alerts.routes[0].match.severity", "must not be empty")},
+		{"app of another recipe", route(func(rt *AlertRoute) { rt.Match["app"] = "shop" }),
+			p("alerts.routes[0].match.app", "never matches: this recipe is for app petclinic")},
+		{"app of this recipe", route(func(rt *AlertRoute) { rt.Match["app"] = "petclinic" }), nil},
+
+		{"action required", route(func(rt *AlertRoute) { rt.Action = "" }), p("alerts.routes[0].action", "required")},
+		{"action unknown", route(func(rt *AlertRoute) { rt.Action = "reboot" }),
+			p("alerts.routes[0].action", "must be one of failover, switchover, drill, notify-only")},
+		{"switchover", route(func(rt *AlertRoute) { rt.Action = ActionSwitchover }), nil},
+		{"drill", route(func(rt *AlertRoute) { rt.Action = ActionDrill; delete(rt.Match, "site") }), nil},
+		{"notify-only", route(func(rt *AlertRoute) { rt.Action = ActionNotifyOnly }), nil},
+		{"drill takes no sites", route(func(rt *AlertRoute) { rt.Action, rt.From, rt.To = ActionDrill, "east", "west" }), Problems{
+			{"alerts.routes[0].from", "only for actions failover and switchover"},
+			{"alerts.routes[0].to", "only for actions failover and switchover"}}},
+
+		{"from and to", route(func(rt *AlertRoute) { rt.From, rt.To = "east", "west" }), nil},
+		{"from unknown", route(func(rt *AlertRoute) { rt.From = "nort" }), p("alerts.routes[0].from", `unknown site "nort"`)},
+		{"to unknown", route(func(rt *AlertRoute) { rt.To = "wets" }), p("alerts.routes[0].to", `unknown site "wets"`)},
+		{"to equals from", route(func(rt *AlertRoute) { rt.From, rt.To = "west", "west" }),
+			p("alerts.routes[0].to", "must differ from from (west)")},
+		{"to equals the site matched", route(func(rt *AlertRoute) { rt.To = "east" }),
+			p("alerts.routes[0].to", "must differ from from (east)")},
+		{"to not derivable", func(r *Recipe) {
+			south(r)
+			rt := siteDown()
+			rt.From = "south"
+			withRoutes(r, rt)
+		}, p("alerts.routes[0].to", "required: the recipe does not tell which site takes over from south")},
+		{"to derived from the stream", func(r *Recipe) {
+			south(r)
+			rt := siteDown()
+			rt.From = "east"
+			withRoutes(r, rt)
+		}, nil},
+
+		{"same matchers twice", func(r *Recipe) {
+			second := siteDown()
+			second.Action = ActionNotifyOnly
+			withRoutes(r, siteDown(), second)
+		}, p("alerts.routes[1].match", "never used: alerts.routes[0] has the same matchers")},
+		{"every problem at once", func(r *Recipe) {
+			r.Alerts = Alerts{Routes: []AlertRoute{{Action: "x"}, {Match: map[string]string{"Site": ""}, Action: ActionFailover, From: "nort"}}}
+		}, Problems{
+			{"alerts.auth", "required when alerts.routes is set: bearer_token or hmac_secret"},
+			{"alerts.routes[0].match", "must have at least one label matcher, e.g. {alertname: SiteDown}"},
+			{"alerts.routes[0].action", "must be one of failover, switchover, drill, notify-only"},
+			{"alerts.routes[1].match.Site", "must not be empty"},
+			{"alerts.routes[1].from", `unknown site "nort"`},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -87,6 +88,14 @@ func kindOf(err error) Kind {
 	var ge *gomysql.MyError
 	if errors.As(err, &ge) {
 		return kindOfNumber(ge.Code, ge.Message)
+	}
+	// A certificate that does not verify, a refused handshake or a server
+	// without TLS: retrying cannot help.
+	var ve *tls.CertificateVerificationError
+	var ae tls.AlertError
+	if errors.As(err, &ve) || errors.As(err, &ae) || errors.Is(err, mysql.ErrNoTLS) ||
+		strings.Contains(err.Error(), "does not support TLS required") {
+		return KindConfig
 	}
 	var ne net.Error
 	switch {

@@ -38,7 +38,10 @@ type Endpoint struct {
 	Addr     string // host:port
 	User     string
 	Password string
-	TLS      *tls.Config // nil: plain TCP
+	// TLS secures both the binlog connection and the SQL pool to this
+	// endpoint; nil is plain TCP. It must name the server (ServerName)
+	// unless it skips verification: go-mysql does not fill it in.
+	TLS *tls.Config
 }
 
 // Logger is the logging the library needs; the Temporal SDK's logger and
@@ -720,13 +723,7 @@ func openDB(e Endpoint, applier bool) (*sql.DB, error) {
 	cfg.InterpolateParams = false
 	cfg.Loc = time.UTC
 	cfg.ParseTime = true
-	if e.TLS != nil {
-		name := fmt.Sprintf("drover-%p", e.TLS)
-		if err := mysql.RegisterTLSConfig(name, e.TLS); err != nil {
-			return nil, &Error{Kind: KindConfig, Op: "tls", Err: err}
-		}
-		cfg.TLSConfig = name
-	}
+	cfg.TLS = e.TLS // set directly: no entry in the driver's global registry
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, &Error{Kind: KindConfig, Op: "dsn " + e.Addr, Err: err}

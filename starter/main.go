@@ -39,6 +39,10 @@ usage:
                                             run the app's HealthMonitor (failover only if policy.auto_failover)
   drover monitor status|stop --app A [--json]
                                             its per-site health and last decision; terminate it
+  drover webhook -f RECIPE --listen ADDR [--tls-cert F --tls-key F] [--max-body N] [--cooldown D]
+                                            serve Alertmanager's webhook: alerts start runbooks per the recipe's alerts.routes
+  drover codec-server [--listen ADDR] [--codec-key REF] [--cors-origin URL] [--auth-token REF] [--tls-cert F --tls-key F]
+                                            serve /encode and /decode so the Temporal UI shows encrypted payloads
   drover dev up     [flags]                 start the local stack (Temporal, BIND9, sites, workers)
   drover dev down   [--state-dir DIR]       stop exactly what dev up started
   drover dev status [--state-dir DIR]       show the local stack's processes
@@ -46,6 +50,7 @@ usage:
 
 Temporal connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
 TEMPORAL_TLS_* (the SDK's environment configuration); default 127.0.0.1:7233.
+Payload encryption: DROVER_CODEC_KEY=env:NAME or file:/path (the key ring; off when unset).
 Run "drover COMMAND -h" for a command's flags.
 `
 
@@ -82,6 +87,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdMonitor(ctx, args[1:], stdout, stderr)
 	case "clone":
 		return cmdClone(ctx, args[1:], stdout, stderr)
+	case "webhook":
+		return cmdWebhook(ctx, args[1:], stdout, stderr)
+	case "codec-server":
+		return cmdCodecServer(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "drover", version)
 		return 0

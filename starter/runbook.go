@@ -77,26 +77,15 @@ func cmdRunbookStart(ctx context.Context, kind string, args []string, stdout, st
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var problems []string
-	if fs.NArg() > 0 {
-		problems = append(problems, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
-	}
-	if f.file == "" {
-		problems = append(problems, "-f RECIPE is required")
-	}
+	problems := recipeArgProblems(fs, f.file)
 	if f.to == "" {
 		problems = append(problems, "--to: required (the site that becomes primary)")
 	}
 	if f.approvalTimeoutSet && f.approveBy == "" {
 		problems = append(problems, "--approval-timeout: needs --approve-by")
 	}
-	// Every problem at once: the recipe's (printed by loadRecipe), then the
-	// flags'.
-	var r *recipe.Recipe
-	if f.file != "" {
-		r, _ = loadRecipe(f.file, stderr)
-	}
-	if printProblems(stderr, name, problems) || r == nil {
+	r := loadRecipeOrReport(name, f.file, problems, stderr)
+	if r == nil {
 		return 2
 	}
 	in, problems := buildRunbookInput(kind, r, f)
@@ -111,17 +100,10 @@ func cmdRunbookStart(ctx context.Context, kind string, args []string, stdout, st
 	}
 	defer c.Close()
 	id, wfType := workflows.RunbookWorkflowID(r.App), runbookTypes[kind]
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:        id,
-		TaskQueue: workflows.SharedTaskQueue,
-		// One runbook per application: a second start fails and names the
-		// one that runs; a closed one does not stand in the way.
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		StaticSummary:                            fmt.Sprintf("%s %s → %s of %s", kind, in.From, in.To, r.App),
-		StaticDetails:                            in.Reason,
-	}, wfType, in)
+	// One runbook per application: a second start fails and names the one
+	// that runs; a closed one does not stand in the way.
+	opts := workflows.ExclusiveStartOptions(id, fmt.Sprintf("%s %s → %s of %s", kind, in.From, in.To, r.App), in.Reason)
+	run, err := c.ExecuteWorkflow(ctx, opts, wfType, in)
 	if err != nil {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
@@ -223,6 +205,33 @@ func siteNames(r *recipe.Recipe) string {
 		names = append(names, s.Name)
 	}
 	return strings.Join(names, ", ")
+}
+
+// recipeArgProblems are the usage problems every command taking -f RECIPE
+// checks first: a stray argument and a missing -f.
+func recipeArgProblems(fs *flag.FlagSet, file string) []string {
+	var problems []string
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	if file == "" {
+		problems = append(problems, "-f RECIPE is required")
+	}
+	return problems
+}
+
+// loadRecipeOrReport loads the recipe at file (when given) and prints every
+// problem at once: the recipe's (loadRecipe), then the flags' problems. It
+// returns nil when there was any: the command exits 2.
+func loadRecipeOrReport(name, file string, problems []string, stderr io.Writer) *recipe.Recipe {
+	var r *recipe.Recipe
+	if file != "" {
+		r, _ = loadRecipe(file, stderr)
+	}
+	if printProblems(stderr, name, problems) || r == nil {
+		return nil
+	}
+	return r
 }
 
 // printProblems prints every problem, one per line; it reports whether

@@ -112,12 +112,7 @@ func (f *fakeSites) register(w worker.Worker) {
 // and one that rolls back (exit 3).
 func TestRunbookCommandsAgainstTemporal(t *testing.T) {
 	ctx := context.Background()
-	srv, err := testenv.StartTemporal(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	t.Setenv("TEMPORAL_ADDRESS", srv.FrontendHostPort())
+	srv := devServerForCLI(t)
 	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		t.Fatal(err)

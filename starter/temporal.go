@@ -4,18 +4,31 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	tlog "go.temporal.io/sdk/log"
+
+	"github.com/drover-sre/drover/codec"
 )
 
-// dialTemporal connects with the SDK's standard environment configuration;
-// without any, that is the local dev server at 127.0.0.1:7233.
+// dialTemporal connects with the SDK's standard environment configuration
+// (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*,
+// or a TOML profile); without any, that is the local dev server at
+// 127.0.0.1:7233. With DROVER_CODEC_KEY set, every payload is encrypted and
+// decrypted with that key ring (package codec), as the workers do.
 func dialTemporal(ctx context.Context) (client.Client, error) {
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
 		return nil, fmt.Errorf("temporal client configuration: %w", err)
+	}
+	if ref := os.Getenv(codec.EnvKey); ref != "" {
+		cd, err := codec.Load(ref)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", codec.EnvKey, err)
+		}
+		cd.Apply(&opts)
 	}
 	// The CLI prints what matters itself; SDK chatter would bury it.
 	opts.Logger = tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,6 +28,8 @@ import (
 	"github.com/drover-sre/drover/activities/provider/openstack"
 	"github.com/drover-sre/drover/activities/replicate"
 	"github.com/drover-sre/drover/activities/snapshot"
+	"github.com/drover-sre/drover/codec"
+	"github.com/drover-sre/drover/metrics"
 	"github.com/drover-sre/drover/recipe"
 	"github.com/drover-sre/drover/worker/chaos"
 	"github.com/drover-sre/drover/worker/zaplog"
@@ -38,6 +42,12 @@ type Config struct {
 	StateDir  string
 	AppBinary string
 	LogLevel  string
+	// MetricsAddr (host:port) serves Prometheus metrics at /metrics for
+	// as long as the worker runs; empty serves none.
+	MetricsAddr string
+	// CodecKey is the secret reference (env:NAME or file:/path) of the
+	// payload encryption key ring (package codec); empty encrypts nothing.
+	CodecKey string
 	// ChaosDir, from DROVER_CHAOS_DIR, turns on the chaos-testing hook:
 	// the worker kills itself at the points armed there (package chaos).
 	// Empty (always, outside chaos tests) leaves it off.
@@ -53,6 +63,16 @@ func (c *Config) check() error {
 	} else if !siteName.MatchString(c.Site) {
 		errs = append(errs, fmt.Errorf("--site: %q must match %s", c.Site, siteName))
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-addr: %q is not host:port: %w", c.MetricsAddr, err))
+		}
+	}
+	if c.CodecKey != "" {
+		if err := recipe.SecretRef(c.CodecKey).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--codec-key: %w", err))
+		}
+	}
 	if c.ChaosDir != "" {
 		if err := chaos.CheckDir(c.ChaosDir); err != nil {
 			errs = append(errs, err)
@@ -66,7 +86,8 @@ func (c *Config) check() error {
 	return errors.Join(errs...)
 }
 
-func run(cfg Config, z *zap.Logger) error {
+// run runs the worker until stop receives or is closed.
+func run(cfg Config, z *zap.Logger, stop <-chan interface{}) error {
 	if err := cfg.check(); err != nil {
 		return err
 	}
@@ -76,6 +97,31 @@ func run(cfg Config, z *zap.Logger) error {
 		return fmt.Errorf("temporal client configuration: %w", err)
 	}
 	opts.Logger = logger
+	if cfg.CodecKey != "" {
+		cd, err := codec.Load(cfg.CodecKey)
+		if err != nil {
+			return fmt.Errorf("--codec-key: %w", err)
+		}
+		cd.Apply(&opts)
+		z.Info("payload encryption on", zap.String("key_id", cd.KeyID()), zap.Strings("key_ids", cd.KeyIDs()))
+	}
+	var reg *metrics.Registry // nil: no metrics
+	if cfg.MetricsAddr != "" {
+		reg = metrics.New()
+		opts.MetricsHandler = reg.SDKHandler()
+		srv, err := reg.Listen(cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Close(ctx); err != nil {
+				z.Warn("metrics endpoint did not stop cleanly", zap.Error(err))
+			}
+		}()
+		z.Info("serving metrics", zap.String("url", srv.URL()))
+	}
 	c, err := client.Dial(opts)
 	if err != nil {
 		return fmt.Errorf("connect to temporal at %q: %w", hostPortOrDefault(opts), err)
@@ -112,7 +158,7 @@ func run(cfg Config, z *zap.Logger) error {
 		// the local provider activities then fail with this reason.
 		z.Warn("local provider unavailable", zap.Error(err))
 	}
-	RegisterSiteActivities(site, cfg.Site, cfg.StateDir, bins, c)
+	RegisterSiteActivities(site, cfg.Site, cfg.StateDir, bins, c, reg)
 
 	z.Info("worker starting", zap.String("site", cfg.Site), zap.String("temporal", hostPortOrDefault(opts)),
 		zap.String("namespace", opts.Namespace), zap.Strings("task_queues", []string{workflows.SharedTaskQueue, workflows.SiteTaskQueue(cfg.Site)}))
@@ -120,7 +166,7 @@ func run(cfg Config, z *zap.Logger) error {
 		return fmt.Errorf("start worker on %s: %w", workflows.SharedTaskQueue, err)
 	}
 	defer shared.Stop()
-	return site.Run(worker.InterruptCh())
+	return site.Run(stop)
 }
 
 // RegisterWorkflows registers every workflow on the shared task queue.
@@ -135,10 +181,11 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 }
 
 // RegisterSiteActivities registers the activities that run at a site.
-func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bins local.Binaries, c client.Client) {
-	w.RegisterActivity(&replicate.Activities{Signaler: c})
+// Streams and probes report to reg (nil: no metrics).
+func RegisterSiteActivities(w worker.ActivityRegistry, site, stateDir string, bins local.Binaries, c client.Client, reg *metrics.Registry) {
+	w.RegisterActivity(&replicate.Activities{Signaler: c, Metrics: reg})
 	w.RegisterActivity(&replicate.Control{Client: c})
-	w.RegisterActivity(&probe.Activities{HTTP: &http.Client{Timeout: 10 * time.Second}, Vantage: site})
+	w.RegisterActivity(&probe.Activities{HTTP: &http.Client{Timeout: 10 * time.Second}, Vantage: site, Metrics: reg})
 	w.RegisterActivity(&dbadmin.Activities{})
 	w.RegisterActivity(&snapshot.Activities{})
 	w.RegisterActivity(&dns.Activities{})

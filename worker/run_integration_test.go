@@ -67,7 +67,7 @@ func TestWorkerServesRegisteredWorkflows(t *testing.T) {
 	shared := worker.New(c, workflows.SharedTaskQueue, worker.Options{})
 	RegisterWorkflows(shared)
 	site := worker.New(c, workflows.SiteTaskQueue("east"), worker.Options{})
-	RegisterSiteActivities(site, "east", t.TempDir(), local.Binaries{}, c)
+	RegisterSiteActivities(site, "east", t.TempDir(), local.Binaries{}, c, nil)
 	for _, w := range []worker.Worker{shared, site} {
 		if err := w.Start(); err != nil {
 			t.Fatal(err)

@@ -46,7 +46,7 @@ func TestConfigCheck(t *testing.T) {
 func TestCloudProviderActivityNames(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	RegisterSiteActivities(env, "east", t.TempDir(), local.Binaries{}, nil)
+	RegisterSiteActivities(env, "east", t.TempDir(), local.Binaries{}, nil, nil)
 	for _, p := range []string{recipe.ProviderAWS, recipe.ProviderOpenStack} {
 		names, ok := provider.Names(p)
 		if !ok {

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/drover-sre/drover/metrics"
 	"github.com/drover-sre/drover/recipe"
 )
 
@@ -282,7 +283,8 @@ func (rb *runbook) compensate() bool {
 	return ok
 }
 
-// finish closes the report with an outcome.
+// finish closes the report with an outcome and counts it in the worker's
+// metrics (not while replaying).
 func (rb *runbook) finish(outcome string, err error) RunbookReport {
 	rb.rep.Outcome, rb.rep.EndedAt = outcome, workflow.Now(rb.ctx)
 	if err != nil {
@@ -292,6 +294,7 @@ func (rb *runbook) finish(outcome string, err error) RunbookReport {
 		rb.rep.RTOSeconds = rb.rep.WritableAt.Sub(rb.rep.DetectedAt).Seconds()
 	}
 	workflow.SetCurrentDetails(rb.ctx, fmt.Sprintf("%s %s → %s: %s", rb.rep.Runbook, rb.rep.From, rb.rep.To, outcome))
+	metrics.RecordRunbook(workflow.GetMetricsHandler(rb.ctx), rb.rep.App, rb.rep.Runbook, outcome, rb.rep.EndedAt.Sub(rb.rep.StartedAt))
 	rb.logger.Info("runbook finished", "runbook", rb.rep.Runbook, "app", rb.rep.App, "outcome", outcome,
 		"rto_seconds", rb.rep.RTOSeconds, "error", rb.rep.Error)
 	return *rb.rep

@@ -25,6 +25,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/drover-sre/drover/activities/internal/sitedb"
+	"github.com/drover-sre/drover/metrics"
 	"github.com/drover-sre/drover/recipe"
 )
 
@@ -35,6 +36,9 @@ type Activities struct {
 	// Vantage names the site whose worker runs these probes; it is copied
 	// into every result so a reader knows who judged whom.
 	Vantage string
+	// Metrics receives every ProbeSites verdict and its checks, for the
+	// worker's metrics endpoint; nil records nothing.
+	Metrics metrics.ProbeRecorder
 }
 
 // DBProbeInput names the site whose database is probed.
@@ -82,13 +86,14 @@ func (a *Activities) ProbeDB(ctx context.Context, in DBProbeInput) (DBProbeResul
 // withDB opens the site's database with its admin account and runs q
 // within timeout. It returns q's latency and, on failure, a short reason:
 // "db.password: ..." when the secret cannot be resolved (naming the
-// reference, never a value), else the driver's or network's error.
+// reference, never a value), "db.tls.ca: ..." (or another db.tls field)
+// when the TLS files cannot be used, else the driver's or network's error.
 func withDB(ctx context.Context, s recipe.Site, timeout time.Duration, q func(context.Context, *sql.DB) error) (latencyMS int64, errMsg string) {
 	db, err := sitedb.Open(s, sitedb.Admin(s), timeout, timeout)
 	var ce *sitedb.ConfigError
 	switch {
 	case errors.As(err, &ce):
-		return 0, "db.password: " + ce.Err.Error()
+		return 0, ce.Field + ": " + ce.Err.Error()
 	case err != nil:
 		return 0, err.Error()
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
+	"github.com/drover-sre/drover/metrics"
 	"github.com/drover-sre/drover/recipe"
 )
 
@@ -87,8 +89,21 @@ func (a *Activities) ProbeSites(ctx context.Context, in SitesInput) (SitesResult
 		}
 		sort.Strings(v.Failed)
 		res.Sites = append(res.Sites, v)
+		a.record(r.App, v)
 	}
 	return res, nil
+}
+
+// record reports a site's verdict and checks to Metrics, if set.
+func (a *Activities) record(app string, v SiteVerdict) {
+	if a.Metrics == nil {
+		return
+	}
+	p := metrics.SiteProbes{App: app, Site: v.Site, Vantage: a.Vantage, Up: v.Up}
+	for _, c := range v.Checks {
+		p.Checks = append(p.Checks, metrics.ProbeCheck{Kind: c.Kind, Up: c.Up, Latency: time.Duration(c.LatencyMS) * time.Millisecond})
+	}
+	a.Metrics.ObserveSiteProbes(p)
 }
 
 // check runs one target; for a mysql target it also returns read_only.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/drover-sre/drover/activities/probe"
+	"github.com/drover-sre/drover/metrics/metricstest"
 	"github.com/drover-sre/drover/recipe"
 )
 
@@ -28,7 +29,8 @@ func TestProbeSitesVerdicts(t *testing.T) {
 		DNS:    recipe.DNS{Zone: "t.", Record: "a.t.", Driver: "rfc2136", Server: closedAddr(t, "127.0.0.1")},
 		Probes: []recipe.Probe{{Kind: "http", Target: "/healthz"}, {Kind: "tcp", Target: "app"}, {Kind: "dns"}},
 	}
-	a := &probe.Activities{Vantage: "east"}
+	var recorder metricstest.Recorder
+	a := &probe.Activities{Vantage: "east", Metrics: &recorder}
 	res, err := a.ProbeSites(context.Background(), probe.SitesInput{Recipe: r})
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +47,11 @@ func TestProbeSitesVerdicts(t *testing.T) {
 	}
 	if w.Up || len(w.Failed) != 2 {
 		t.Errorf("west: want down with its http and tcp checks failed, got %+v", w)
+	}
+	// Each verdict reaches the metrics with its app, vantage and checks.
+	if rec := recorder.Probes(); len(rec) != 2 || rec[0].App != "shop" || rec[0].Site != "east" || rec[0].Vantage != "east" || !rec[0].Up ||
+		rec[1].Site != "west" || rec[1].Up || len(rec[1].Checks) != 3 || rec[1].Checks[0].Kind != "http" || rec[1].Checks[0].Up {
+		t.Errorf("recorded for the metrics: %+v", rec)
 	}
 	only, err := a.ProbeSites(context.Background(), probe.SitesInput{Recipe: r, Sites: []string{"west"}})
 	if err != nil || len(only.Sites) != 1 || only.Sites[0].Site != "west" {

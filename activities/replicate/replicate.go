@@ -19,6 +19,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/drover-sre/drover/activities/internal/sitedb"
+	"github.com/drover-sre/drover/metrics"
 	"github.com/drover-sre/drover/recipe"
 	"github.com/drover-sre/drover/replication"
 )
@@ -34,9 +36,11 @@ type Signaler interface {
 }
 
 // Activities holds what StreamBinlog needs: a client to signal progress to
-// the supervisor (nil disables progress signals; heartbeats still carry it).
+// the supervisor (nil disables progress signals; heartbeats still carry it)
+// and a recorder for the worker's metrics (nil records nothing).
 type Activities struct {
 	Signaler Signaler
+	Metrics  metrics.StreamRecorder
 }
 
 // StreamInput describes one stream run. Sites carry secret references only;
@@ -129,6 +133,8 @@ func (a *Activities) StreamBinlog(ctx context.Context, in StreamInput) (StreamRe
 	go func() { done <- s.Run(runCtx) }()
 
 	info := activity.GetInfo(ctx)
+	m := &meter{rec: a.Metrics, app: in.App, stream: stream, sla: in.LagAlarm.D().Seconds()}
+	m.report(s.Stats(), true, false)
 	beat := time.NewTicker(time.Second)
 	defer beat.Stop()
 	var lastSignal time.Time
@@ -139,6 +145,8 @@ func (a *Activities) StreamBinlog(ctx context.Context, in StreamInput) (StreamRe
 		case err := <-done:
 			p := Progress{Stats: s.Stats(), At: time.Now()}
 			a.signal(ctx, info.WorkflowExecution.ID, p)
+			// A retryable failure ends the run; the supervisor starts the next.
+			m.report(p.Stats, false, err != nil && !isPermanent(err))
 			if err != nil {
 				return StreamResult{Progress: p}, toTemporal(err)
 			}
@@ -151,6 +159,7 @@ func (a *Activities) StreamBinlog(ctx context.Context, in StreamInput) (StreamRe
 		case <-beat.C:
 			p := Progress{Stats: s.Stats(), At: time.Now()}
 			activity.RecordHeartbeat(ctx, p)
+			m.report(p.Stats, true, false)
 			nowLagging := in.LagAlarm > 0 && p.LagSeconds > in.LagAlarm.D().Seconds()
 			since := time.Since(lastSignal)
 			if p.State != lastState || nowLagging != lagging || since >= every ||
@@ -177,13 +186,18 @@ func setupTarget(ctx context.Context, admin replication.Endpoint) error {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = admin.User, admin.Password, "tcp", admin.Addr
 	cfg.Timeout = 5 * time.Second
+	cfg.TLS = admin.TLS
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return err
 	}
 	db := sql.OpenDB(c)
 	defer db.Close()
-	return replication.Setup(ctx, db)
+	err = replication.Setup(ctx, db)
+	if sitedb.TLSRefused(err) {
+		return &replication.Error{Kind: replication.KindConfig, Op: "tls to target " + admin.Addr, Err: err}
+	}
+	return err
 }
 
 func endpoint(s recipe.Site, acct recipe.Account) (replication.Endpoint, error) {
@@ -191,20 +205,61 @@ func endpoint(s recipe.Site, acct recipe.Account) (replication.Endpoint, error) 
 	if err != nil {
 		return replication.Endpoint{}, fmt.Errorf("site %s: db password of %s: %w", s.Name, acct.User, err)
 	}
+	tlsCfg, err := sitedb.TLSConfig(s)
+	if err != nil {
+		return replication.Endpoint{}, err
+	}
 	host := s.DB.Host
 	if host == "" {
 		host = s.Address
 	}
-	return replication.Endpoint{Addr: net.JoinHostPort(host, strconv.Itoa(s.DB.Port)), User: acct.User, Password: pw}, nil
+	return replication.Endpoint{Addr: net.JoinHostPort(host, strconv.Itoa(s.DB.Port)), User: acct.User, Password: pw, TLS: tlsCfg}, nil
 }
 
 // toTemporal maps library error kinds onto Temporal's retry semantics.
 func toTemporal(err error) error {
 	var re *replication.Error
-	if errors.As(err, &re) && re.Permanent() {
+	if isPermanent(err) && errors.As(err, &re) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), string(re.Kind), err)
 	}
 	return err
+}
+
+// isPermanent reports whether err is a library error a retry cannot fix.
+func isPermanent(err error) bool {
+	var re *replication.Error
+	return errors.As(err, &re) && re.Permanent()
+}
+
+// meter reports a run's measurements to the worker's metrics. The library's
+// counters are totals of this run; meter sends what changed since its
+// previous report, so the metrics stay monotonic across runs.
+type meter struct {
+	rec         metrics.StreamRecorder
+	app, stream string
+	sla         float64
+	txns, rows  uint64
+	reconnects  int
+}
+
+// report sends st. running says the activity run goes on (it is streaming
+// when the library says so too); restarted counts one more restart: the run
+// ends with a failure the supervisor retries.
+func (m *meter) report(st replication.Stats, running, restarted bool) {
+	if m.rec == nil {
+		return
+	}
+	restarts := uint64(max(st.Reconnects-m.reconnects, 0))
+	if restarted {
+		restarts++
+	}
+	m.rec.ObserveStream(metrics.StreamSample{
+		App: m.app, Stream: m.stream, Streaming: running && st.State == "streaming",
+		LagSeconds: st.LagSeconds, BehindTransactions: st.LagTransactions, RPOSLASeconds: m.sla,
+		AppliedTransactions: st.Transactions - min(m.txns, st.Transactions), AppliedRows: st.Rows - min(m.rows, st.Rows),
+		Restarts: restarts,
+	})
+	m.txns, m.rows, m.reconnects = st.Transactions, st.Rows, st.Reconnects
 }
 
 func nonRetryable(kind, what string, err error) error {

@@ -31,12 +31,13 @@ type Server struct {
 // StartServer starts a MariaDB server at address (a 127.0.0.x loopback address)
 // with the given server id (also its gtid_domain_id) in a new temporary
 // directory. The server starts read_only=ON, like every Drover database.
-func StartServer(ctx context.Context, address string, serverID uint32) (*Server, error) {
+// extraArgs are added to mariadbd's command line (see TLSArgs).
+func StartServer(ctx context.Context, address string, serverID uint32, extraArgs ...string) (*Server, error) {
 	dir, err := TempDir(fmt.Sprintf("drvsrv%d", serverID))
 	if err != nil {
 		return nil, err
 	}
-	m, err := StartMariaDB(ctx, dir, address, serverID)
+	m, err := StartMariaDB(ctx, dir, address, serverID, extraArgs...)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start mariadb %d: %w", serverID, err)

@@ -129,8 +129,8 @@ func (m *MariaDB) Addr() string {
 
 // StartMariaDB initialises and starts a MariaDB server at address on a free
 // port under dir, with an admin account "drover" whose password is written to
-// a file. Stop it with Close.
-func StartMariaDB(ctx context.Context, dir, address string, serverID uint32) (*MariaDB, error) {
+// a file. extraArgs are added to mariadbd's command line. Stop it with Close.
+func StartMariaDB(ctx context.Context, dir, address string, serverID uint32, extraArgs ...string) (*MariaDB, error) {
 	bins, err := local.FindBinaries("")
 	if err != nil {
 		return nil, err
@@ -141,7 +141,7 @@ func StartMariaDB(ctx context.Context, dir, address string, serverID uint32) (*M
 	}
 	m := &MariaDB{MariaDB: &local.MariaDB{Bins: bins, Config: local.MariaDBConfig{
 		Name: "test" + strconv.Itoa(int(serverID)), Dir: dir, Address: address, Port: port,
-		ServerID: serverID, DomainID: serverID}}, AdminUser: "drover", AdminPassword: local.RandomSecret()}
+		ServerID: serverID, DomainID: serverID, ExtraArgs: extraArgs}}, AdminUser: "drover", AdminPassword: local.RandomSecret()}
 	if _, _, err := m.Start(ctx, 60*time.Second); err != nil {
 		_ = m.Kill(context.Background())
 		return nil, err

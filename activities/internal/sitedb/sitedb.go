@@ -43,10 +43,12 @@ func Admin(s recipe.Site) recipe.Account {
 // ConfigError is a problem no retry fixes and no server error shows: a
 // secret that cannot be resolved, or a malformed value in a server's state.
 // What names the thing (for a secret: the account and the reference, never
-// a value).
+// a value). Field, when set, is the recipe field at fault relative to the
+// site ("db.password", "db.tls.ca", …).
 type ConfigError struct {
-	What string
-	Err  error
+	What  string
+	Field string
+	Err   error
 }
 
 // Error is "what: cause".
@@ -56,18 +58,21 @@ func (e *ConfigError) Error() string { return e.What + ": " + e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Open resolves acct's password and returns a pool on the site's database
-// over TCP. It does not connect: the first query does. dial bounds
+// over TCP, with TLS as the site's db.tls says (TLSConfig). It does not connect: the first query does. dial bounds
 // connecting, io bounds every read and write on the wire (so a silent
 // network cannot hang a call forever even without a context deadline).
 // Times are read as strings; callers parse them in UTC.
 func Open(s recipe.Site, acct recipe.Account, dial, io time.Duration) (*sql.DB, error) {
 	pw, err := acct.Password.Resolve()
 	if err != nil {
-		return nil, &ConfigError{What: "password of db account " + acct.User, Err: err}
+		return nil, &ConfigError{What: "password of db account " + acct.User, Field: "db.password", Err: err}
 	}
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = acct.User, pw, "tcp", Addr(s)
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = dial, io, io
+	if cfg.TLS, err = TLSConfig(s); err != nil {
+		return nil, err
+	}
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, err
@@ -84,8 +89,9 @@ const (
 	Transient Kind = iota
 	// Auth: wrong credentials or a missing privilege; a human must act.
 	Auth
-	// Config: an unresolvable secret, an unknown variable or a malformed
-	// value in the server's state; a human must act.
+	// Config: an unresolvable secret, an unknown variable, a malformed
+	// value in the server's state or a TLS handshake that cannot succeed
+	// (certificate not verified, TLS not offered); a human must act.
 	Config
 )
 
@@ -93,7 +99,7 @@ const (
 // policy bounds how often it is tried again.
 func KindOf(err error) Kind {
 	var ce *ConfigError
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) || TLSRefused(err) {
 		return Config
 	}
 	var me *mysql.MySQLError

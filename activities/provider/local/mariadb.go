@@ -26,6 +26,9 @@ type MariaDBConfig struct {
 	Port     int
 	ServerID uint32
 	DomainID uint32 // gtid_domain_id: one per site so local writes are visible as errant
+	// ExtraArgs are appended to mariadbd's command line (e.g. --ssl-cert=…),
+	// after Drover's own options, so they can override them.
+	ExtraArgs []string
 }
 
 // MariaDB manages one mariadbd process started from Debian's binaries in a
@@ -88,6 +91,7 @@ func (m *MariaDB) Process() Process {
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
+	args = append(args, c.ExtraArgs...)
 	return Process{
 		Name:    c.Name + "/mariadbd",
 		Path:    m.Bins.MariaDBD,
