@@ -99,6 +99,9 @@ type Recipe struct {
 	// Alerts routes Alertmanager alerts to runbooks (drover webhook); see
 	// alerts.go. Optional.
 	Alerts Alerts `yaml:"alerts,omitempty" json:"alerts,omitzero"`
+	// Smoke are the HTTP checks a DR drill runs against the promoted copy's
+	// app, in order (e.g. create a record, read it back); optional.
+	Smoke []SmokeCheck `yaml:"smoke,omitempty" json:"smoke,omitempty"`
 }
 
 // Site is one place the application can run: a database and an app tier

@@ -43,6 +43,9 @@ func (r *Recipe) Validate() error {
 	v.probes()
 	v.policy()
 	v.alerts()
+	for i, c := range r.Smoke {
+		v.ps = append(v.ps, c.Validate(fmt.Sprintf("smoke[%d]", i))...)
+	}
 	return v.ps.err()
 }
 

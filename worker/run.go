@@ -178,6 +178,7 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(workflows.Failback, workflow.RegisterOptions{Name: "Failback"})
 	w.RegisterWorkflowWithOptions(workflows.HealthMonitor, workflow.RegisterOptions{Name: "HealthMonitor"})
 	w.RegisterWorkflowWithOptions(workflows.CloneSite, workflow.RegisterOptions{Name: "CloneSite"})
+	w.RegisterWorkflowWithOptions(workflows.Drill, workflow.RegisterOptions{Name: "Drill"})
 }
 
 // RegisterSiteActivities registers the activities that run at a site.

@@ -94,6 +94,7 @@ func CloneSite(ctx workflow.Context, in CloneInput) (RunbookReport, error) {
 	if err := workflow.SetQueryHandler(ctx, RunbookProgressQuery, func() (RunbookReport, error) { return *rb.rep, nil }); err != nil {
 		return RunbookReport{}, err
 	}
+	tagRun(ctx, r.App, in.To, RunbookClone, "running")
 	c := &clone{rb: rb, r: r, in: in, from: from, to: to, runID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
 	rep.Plan = c.plan()
 	if c.alreadyStandby() {

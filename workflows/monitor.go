@@ -121,6 +121,7 @@ func HealthMonitor(ctx workflow.Context, in MonitorInput) (MonitorStatus, error)
 	if _, ok := r.Site(st.Primary); !ok {
 		return st, invalidInput(fmt.Sprintf("primary: %q is not a site of app %s", st.Primary, r.App))
 	}
+	tagRun(ctx, r.App, st.Primary, "monitor", "watching")
 	st.Interval, st.FailureThreshold, st.RecoveryThreshold = monitorSettings(r, in)
 	if len(st.Sites) == 0 {
 		for _, s := range r.Sites {

@@ -90,10 +90,12 @@ func ReplicationSupervisor(ctx workflow.Context, in ReplicationInput) (Replicati
 	if in.Carry != nil {
 		st = *in.Carry
 	}
+	tagRun(ctx, r.App, in.To, "replication", st.State)
 	setState := func(s string) {
 		if st.State != s {
 			logger.Info("replication state", "stream", st.Stream, "from", st.State, "to", s, "last_error", st.LastError)
 			st.State, st.Since = s, workflow.Now(ctx)
+			tagRun(ctx, "", "", "", s)
 		}
 	}
 

@@ -213,6 +213,7 @@ func newRunbook(ctx workflow.Context, kind string, in *RunbookInput) (*runbook, 
 	if err := workflow.SetQueryHandler(ctx, RunbookProgressQuery, func() (RunbookReport, error) { return *rb.rep, nil }); err != nil {
 		return nil, r, err
 	}
+	tagRun(ctx, r.App, in.To, kind, "running")
 	return rb, r, nil
 }
 
@@ -295,6 +296,7 @@ func (rb *runbook) finish(outcome string, err error) RunbookReport {
 	}
 	workflow.SetCurrentDetails(rb.ctx, fmt.Sprintf("%s %s → %s: %s", rb.rep.Runbook, rb.rep.From, rb.rep.To, outcome))
 	metrics.RecordRunbook(workflow.GetMetricsHandler(rb.ctx), rb.rep.App, rb.rep.Runbook, outcome, rb.rep.EndedAt.Sub(rb.rep.StartedAt))
+	tagRun(rb.ctx, "", "", "", outcome)
 	rb.logger.Info("runbook finished", "runbook", rb.rep.Runbook, "app", rb.rep.App, "outcome", outcome,
 		"rto_seconds", rb.rep.RTOSeconds, "error", rb.rep.Error)
 	return *rb.rep

@@ -49,6 +49,7 @@ func SiteStatus(ctx workflow.Context, in SiteStatusInput) (SiteStatusResult, err
 	if err != nil {
 		return SiteStatusResult{}, invalidInput(err.Error())
 	}
+	tagRun(ctx, r.App, "", "status", "running")
 	workerTimeout := in.WorkerTimeout.D()
 	if workerTimeout <= 0 {
 		workerTimeout = 20 * time.Second

@@ -617,6 +617,13 @@ func (o Options) recipe(stateDir string, named *Named) (*recipe.Recipe, error) {
 	r.DNS = recipe.DNS{Zone: o.Zone, Record: "app." + o.Zone, TTL: 30, Driver: "rfc2136", Server: named.Addr(),
 		TSIG: recipe.TSIG{Name: named.Config.KeyName, Algorithm: "hmac-sha256", Secret: recipe.SecretRef("file:" + named.KeySecretFile())}}
 	r.Policy.AutoFailover = o.AutoFailover
+	// What a DR drill checks on the promoted copy: the demo app writes an
+	// owner and reads it back.
+	r.Smoke = []recipe.SmokeCheck{
+		{Name: "create owner", Method: "POST", Path: "/api/owners", ExpectStatus: 201,
+			Body: `{"first_name":"Drill","last_name":"` + recipe.RunToken + `","city":"Drill","telephone":"555-0100"}`},
+		{Name: "read owner back", Path: "/api/owners?last_name=" + recipe.RunToken, ExpectBody: `"last_name":"` + recipe.RunToken + `"`},
+	}
 	r.Probes = []recipe.Probe{
 		{Kind: "http", Target: "/healthz"},
 		{Kind: "tcp", Target: "db"},
