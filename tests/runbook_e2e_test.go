@@ -54,6 +54,8 @@ func upStack(t *testing.T, o devstack.Options) (*devstack.State, *recipe.Recipe,
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	// Runs before the stack goes down (cleanups run last-registered first).
+	t.Cleanup(func() { checkNoSecretsInHistory(t, st, c) })
 	return st, r, c
 }
 

@@ -263,7 +263,7 @@ func (d *drill) isolated() error {
 			dbA.DBPromote, dbadmin.PromoteInput{Site: d.site}).Get(ctx, &p); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("read_only=OFF at %s", p.GTIDBinlogPos), nil
+		return fmt.Sprintf("read_only=OFF (changed: %t)", p.Changed), nil
 	}); err != nil {
 		return err
 	}

@@ -96,14 +96,15 @@ func smokeOne(ctx context.Context, hc *http.Client, base string, c recipe.SmokeC
 		return r
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	b := strings.TrimSpace(string(raw))
 	r.StatusCode = resp.StatusCode
 	switch {
 	case c.ExpectStatus != 0 && resp.StatusCode != c.ExpectStatus:
 		r.Error = fmt.Sprintf("status %d, want %d: %.200s", resp.StatusCode, c.ExpectStatus, b)
 	case c.ExpectStatus == 0 && (resp.StatusCode < 200 || resp.StatusCode > 299):
 		r.Error = fmt.Sprintf("status %d, want 2xx: %.200s", resp.StatusCode, b)
-	case c.ExpectBody != "" && !strings.Contains(string(b), fill(c.ExpectBody)):
+	case c.ExpectBody != "" && !strings.Contains(b, fill(c.ExpectBody)):
 		r.Error = fmt.Sprintf("body does not contain %q: %.200s", fill(c.ExpectBody), b)
 	default:
 		r.Passed = true
