@@ -15,6 +15,7 @@ import (
 	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/activities/replicate"
 	"github.com/drover-sre/drover/activities/snapshot"
+	"github.com/drover-sre/drover/metrics"
 	"github.com/drover-sre/drover/recipe"
 )
 
@@ -24,13 +25,6 @@ const RunbookDrill = "drill"
 // DrillWorkflowID is the ID of the app's drill: one at a time. Scheduled
 // drills get this ID with the schedule's timestamp appended.
 func DrillWorkflowID(app string) string { return "drill-" + app }
-
-// Drill metric names, emitted through the workflow's metrics handler
-// (replay-safe) with tag app when a drill ends.
-const (
-	MetricDrillLastResult           = "drover_drill_last_result" // 1 passed, 0 failed
-	MetricDrillLastSuccessTimestamp = "drover_drill_last_success_timestamp_seconds"
-)
 
 // DrillInput starts a Drill.
 type DrillInput struct {
@@ -384,15 +378,7 @@ func (d *drill) finish(ctx workflow.Context) DrillReport {
 		err = fmt.Errorf("%s", strings.Join(rep.Failures, "; "))
 	}
 	d.rb.finish(outcome, err)
-	result := 0.0
-	if rep.Passed {
-		result = 1
-	}
-	h := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"app": d.r.App})
-	h.Gauge(MetricDrillLastResult).Update(result)
-	if rep.Passed {
-		h.Gauge(MetricDrillLastSuccessTimestamp).Update(float64(rep.EndedAt.Unix()))
-	}
+	metrics.RecordDrill(workflow.GetMetricsHandler(ctx), d.r.App, rep.Passed, rep.EndedAt)
 	state := "passed"
 	if !rep.Passed {
 		state = "failed"
