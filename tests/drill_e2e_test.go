@@ -26,8 +26,9 @@ import (
 // (west's lag), passes — and leaves no process, data directory or DNS
 // record behind, with production untouched: east writable and serving the
 // public name, west read-only and replicating. A drill whose smoke check
-// fails is reported failed and cleans up just the same. Both drills are
-// found in Temporal's visibility by their search attributes, and no
+// fails is reported failed and cleans up just the same. A disruptive drill
+// switches over to west and back for real, losing no acknowledged write.
+// The drills are found in Temporal's visibility by their search attributes, and no
 // workflow of the stack has a secret value in its history.
 func TestDrillIsolatedPassesFailsAndCleansUp(t *testing.T) {
 	st, r, c := runbookStack(t, "127.0.0.18", "127.0.0.19")
@@ -71,15 +72,29 @@ func TestDrillIsolatedPassesFailsAndCleansUp(t *testing.T) {
 	nothingLeft(t, st, r, "drill-west", drillAddr)
 
 	// Production was never touched.
+	wantPublic(t, r, east.Address)
+	if readOnly(t, siteDB(t, east)) || !readOnly(t, siteDB(t, mustSite(t, r, "west"))) {
+		t.Fatal("an isolated drill changed which site is writable")
+	}
+
+	// A disruptive drill: a real switchover to west and back, under the
+	// write load; east ends primary, no acknowledged write is lost.
+	rep = runDrill(t, c, workflows.DrillInput{Recipe: *r, Disruptive: true, Reason: "e2e disruptive drill"})
+	if !rep.Passed || rep.Outcome != workflows.OutcomeCompleted || !rep.Disruptive || rep.RecoverySeconds <= 0 {
+		t.Fatalf("disruptive drill: passed %t, outcome %s, recovery %.2f s: %v", rep.Passed, rep.Outcome, rep.RecoverySeconds, rep.Failures)
+	}
+	if got := stepShape(rep.RunbookReport); got != "completed: measure rpo/to/ok, switchover/to/ok, switchover/from/ok" {
+		t.Errorf("disruptive drill steps: %s", got)
+	}
+	waitStream(t, c, "east", "west", 60*time.Second)
 	load.finish()
 	if missing := load.missingOn(t, siteDB(t, east)); len(missing) > 0 || load.nAcked.Load() == 0 {
 		t.Errorf("%d acknowledged writes missing at east (%d acked)", len(missing), load.nAcked.Load())
 	}
 	if readOnly(t, siteDB(t, east)) || !readOnly(t, siteDB(t, mustSite(t, r, "west"))) {
-		t.Error("the drill changed which site is writable")
+		t.Error("after the drills east is not the only writable site")
 	}
 	wantPublic(t, r, east.Address)
-	waitStream(t, c, "east", "west", 30*time.Second)
 
 	// The UI's filter finds both drills by their search attributes.
 	var n int
@@ -90,9 +105,9 @@ func TestDrillIsolatedPassesFailsAndCleansUp(t *testing.T) {
 			return false
 		}
 		n = len(resp.Executions)
-		return n == 2
+		return n == 3
 	}) {
-		t.Errorf("a search for the app's drills found %d, want 2", n)
+		t.Errorf("a search for the app's drills found %d, want 3", n)
 	}
 }
 
