@@ -18,7 +18,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/drover-sre/drover/tests/testenv"
 )
@@ -58,29 +57,14 @@ func failActivity(_ context.Context, s string) error {
 	return temporal.NewNonRetryableApplicationError("refused "+s, "Canary", nil)
 }
 
-// rawHistory returns every event of a run, as the server stores it, in
-// protobuf wire form (payload data is raw bytes there, not base64).
+// rawHistory is the run's history as the server stores it.
 func rawHistory(t *testing.T, c client.Client, id, runID string) []byte {
 	t.Helper()
-	var all []byte
-	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	n := 0
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := proto.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, b...)
-		n++
+	h, err := testenv.StoredHistory(context.Background(), c, id, runID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n == 0 {
-		t.Fatalf("history of %s is empty", id)
-	}
-	return all
+	return h
 }
 
 // Payload encryption through a real Temporal dev server: a workflow run by a

@@ -2,7 +2,8 @@
 // programs they run: every Kubernetes manifest is well formed, pins its
 // images and carries no secret value; every secret the recipe references is
 // mounted where the pods resolve it; every flag a systemd unit or a
-// container passes exists in the program's own flag set.
+// container passes exists in the program's own flag set; the IAM policy
+// allows exactly the AWS calls the code makes.
 package deploy_test
 
 import (
@@ -29,11 +30,11 @@ import (
 	"github.com/drover-sre/drover/tests/testenv"
 )
 
-// helpCache builds drover and drover-worker once per test binary and
-// remembers each command's -h output.
+// helpCache builds drover and drover-worker into dir once and remembers
+// each command's -h output.
 type helpCache struct {
 	once sync.Once
-	dir  string
+	dir  string // set by the creator; outlives every test using the cache
 	err  error
 	mu   sync.Mutex
 	help map[string]string
@@ -44,7 +45,7 @@ type helpCache struct {
 func (h *helpCache) unknownFlags(t *testing.T, program string, args []string) []string {
 	t.Helper()
 	h.once.Do(func() {
-		h.dir, h.err = testenv.Build(t.TempDir(), "drover", "drover-worker")
+		_, h.err = testenv.Build(h.dir, "drover", "drover-worker")
 		h.help = map[string]string{}
 	})
 	if h.err != nil {
@@ -84,7 +85,13 @@ func (h *helpCache) unknownFlags(t *testing.T, program string, args []string) []
 	return unknown
 }
 
-var programs helpCache
+// TestDeployFiles checks the Kubernetes manifests and the systemd units
+// against the programs they run, built once for both.
+func TestDeployFiles(t *testing.T) {
+	programs := helpCache{dir: t.TempDir()}
+	t.Run("kubernetes", func(t *testing.T) { checkKubernetesManifests(t, &programs) })
+	t.Run("systemd", func(t *testing.T) { checkSystemdUnits(t, &programs) })
+}
 
 // doc is one YAML document as generic maps.
 type doc = map[string]any
@@ -172,7 +179,7 @@ func mounted(pod, container doc, path string, kinds ...string) bool {
 	return false
 }
 
-// TestKubernetesManifests checks every document under deploy/kubernetes:
+// checkKubernetesManifests checks every document under deploy/kubernetes:
 // apiVersion, kind, metadata.name and namespace; Deployments whose selector
 // selects their pods, pods that run as non-root with a read-only root, no
 // privilege escalation and no service-account token, images pinned to a
@@ -184,7 +191,7 @@ func mounted(pod, container doc, path string, kinds ...string) bool {
 // recipe references is mounted from a Secret in every worker (workers
 // resolve other sites' secrets too) and the webhook's auth secrets and the
 // recipe itself are mounted in the webhook.
-func TestKubernetesManifests(t *testing.T) {
+func checkKubernetesManifests(t *testing.T, programs *helpCache) {
 	manifests := loadManifests(t, "kubernetes")
 	var deployments, services []doc
 	var rcp *recipe.Recipe
@@ -428,12 +435,12 @@ func parseUnit(t *testing.T, path string) unit {
 	return u
 }
 
-// TestSystemdUnits checks every unit under deploy/systemd: it runs one of
+// checkSystemdUnits checks every unit under deploy/systemd: it runs one of
 // Drover's programs as an unprivileged user with the hardening options set,
 // every flag it passes exists in that program's flag set, every variable it
 // expands is documented in drover.env.example, the worker template passes
 // its instance as --site, and the sysusers file creates the unit's user.
-func TestSystemdUnits(t *testing.T) {
+func checkSystemdUnits(t *testing.T, programs *helpCache) {
 	units, err := filepath.Glob(filepath.Join("systemd", "*.service"))
 	if err != nil || len(units) == 0 {
 		t.Fatalf("no units (%v)", err)

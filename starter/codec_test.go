@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -166,6 +167,8 @@ func TestCodecServerServes(t *testing.T) {
 // a server name that differs from the address — and DROVER_CODEC_KEY: what
 // it starts is stored encrypted. A wrong CA fails to connect, naming the
 // certificate problem; a bad key reference fails naming DROVER_CODEC_KEY.
+// A TOML profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) with the same TLS
+// settings, and no variable, connects the same way.
 func TestDialTemporalHonoursTLSAndCodec(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -175,29 +178,12 @@ func TestDialTemporalHonoursTLSAndCodec(t *testing.T) {
 	}
 	defer func() { _ = srv.Stop() }()
 	dir := t.TempDir()
-	pki, err := testenv.NewPKI(dir, "temporal", "temporal.drover.test")
+	pki, proxy := testenv.TemporalTLS(t, "127.0.0.44", srv.FrontendHostPort())
+	other, err := testenv.NewPKI(dir, "other", testenv.TemporalServerName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := testenv.NewPKI(dir, "other", "temporal.drover.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverTLS, err := pki.ServerTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := testenv.StartTLSProxy("127.0.0.44", srv.FrontendHostPort(), serverTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
 	ref, keyID := writeKeyRing(t, dir)
-	t.Setenv("TEMPORAL_ADDRESS", proxy.Addr)
-	t.Setenv("TEMPORAL_TLS_SERVER_CA_CERT_PATH", pki.CA)
-	t.Setenv("TEMPORAL_TLS_SERVER_NAME", "temporal.drover.test")
-	t.Setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", pki.ClientCert)
-	t.Setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", pki.ClientKey)
 	t.Setenv(codec.EnvKey, ref)
 
 	c, err := dialTemporal(ctx)
@@ -242,5 +228,29 @@ func TestDialTemporalHonoursTLSAndCodec(t *testing.T) {
 	t.Setenv(codec.EnvKey, "env:DROVER_TEST_NO_SUCH_KEY")
 	if _, err := dialTemporal(ctx); err == nil || !strings.Contains(err.Error(), codec.EnvKey+": resolve env:DROVER_TEST_NO_SUCH_KEY") {
 		t.Errorf("bad key reference: %v", err)
+	}
+
+	// The same connection from a TOML profile alone (no TEMPORAL_ADDRESS or
+	// TLS variable set; t.Setenv restores them afterwards).
+	for _, v := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_TLS_SERVER_CA_CERT_PATH", "TEMPORAL_TLS_SERVER_NAME",
+		"TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH", codec.EnvKey} {
+		os.Unsetenv(v)
+	}
+	profile := filepath.Join(dir, "temporal.toml")
+	toml := fmt.Sprintf("[profile.dr]\naddress = %q\n[profile.dr.tls]\nserver_ca_cert_path = %q\nserver_name = %q\n"+
+		"client_cert_path = %q\nclient_key_path = %q\n", proxy.Addr, pki.CA, testenv.TemporalServerName, pki.ClientCert, pki.ClientKey)
+	if err := os.WriteFile(profile, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TEMPORAL_CONFIG_FILE", profile)
+	t.Setenv("TEMPORAL_PROFILE", "dr")
+	before := proxy.Handshakes()
+	pc, err := dialTemporal(ctx)
+	if err != nil {
+		t.Fatalf("dial from the TOML profile: %v", err)
+	}
+	defer pc.Close()
+	if _, err := pc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil || proxy.Handshakes() == before {
+		t.Errorf("profile client: health %v, %d new TLS handshakes", err, proxy.Handshakes()-before)
 	}
 }

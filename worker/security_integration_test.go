@@ -14,11 +14,9 @@ import (
 	"testing"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/drover-sre/drover/codec"
 	"github.com/drover-sre/drover/recipe"
@@ -37,30 +35,13 @@ func TestWorkerWithCodecAndTemporalTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	pki, err := testenv.NewPKI(dir, "temporal", "temporal.drover.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverTLS, err := pki.ServerTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := testenv.StartTLSProxy("127.0.0.43", temporalAddr, serverTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	_, proxy := testenv.TemporalTLS(t, "127.0.0.43", temporalAddr)
 	key := make([]byte, codec.KeySize)
 	_, _ = rand.Read(key)
 	keyFile := filepath.Join(dir, "codec.keys")
 	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("TEMPORAL_ADDRESS", proxy.Addr)
-	t.Setenv("TEMPORAL_TLS_SERVER_CA_CERT_PATH", pki.CA)
-	t.Setenv("TEMPORAL_TLS_SERVER_NAME", "temporal.drover.test")
-	t.Setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", pki.ClientCert)
-	t.Setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", pki.ClientKey)
 
 	stop, done := make(chan interface{}), make(chan error, 1)
 	go func() {
@@ -129,15 +110,9 @@ func TestWorkerWithCodecAndTemporalTLS(t *testing.T) {
 	if proxy.Handshakes() < 2 {
 		t.Errorf("%d TLS handshakes at the proxy; the worker and the client should each have made one", proxy.Handshakes())
 	}
-	var history []byte
-	it := raw.GetWorkflowHistory(ctx, wr.GetID(), wr.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := proto.Marshal(ev)
-		history = append(history, b...)
+	history, err := testenv.StoredHistory(ctx, raw, wr.GetID(), wr.GetRunID())
+	if err != nil {
+		t.Fatal(err)
 	}
 	if bytes.Contains(history, []byte(canary)) {
 		t.Fatal("the stored history contains the recipe in clear")

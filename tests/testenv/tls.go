@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -248,4 +249,36 @@ func (p *TLSProxy) Close() error {
 		return nil
 	}
 	return err
+}
+
+// TemporalServerName is the name on the certificate TemporalTLS serves.
+const TemporalServerName = "temporal.drover.test"
+
+// TemporalTLS puts a TLS proxy on address in front of the Temporal frontend
+// at backend — TLS only, a client certificate required, a certificate for
+// TemporalServerName rather than the address — and points the SDK's
+// environment configuration at it for the rest of the test (TEMPORAL_ADDRESS
+// and the TEMPORAL_TLS_* variables, with t.Setenv). The proxy stops when the
+// test ends.
+func TemporalTLS(t testing.TB, address, backend string) (*PKI, *TLSProxy) {
+	t.Helper()
+	pki, err := NewPKI(t.TempDir(), "temporal", TemporalServerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, err := pki.ServerTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := StartTLSProxy(address, backend, serverTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	t.Setenv("TEMPORAL_ADDRESS", proxy.Addr)
+	t.Setenv("TEMPORAL_TLS_SERVER_CA_CERT_PATH", pki.CA)
+	t.Setenv("TEMPORAL_TLS_SERVER_NAME", TemporalServerName)
+	t.Setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", pki.ClientCert)
+	t.Setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", pki.ClientKey)
+	return pki, proxy
 }
