@@ -31,6 +31,8 @@ type cloneWorld struct {
 	failAt    string
 	destroyed []string
 	equal     bool
+	// also registers more activities (registrations must precede mocks).
+	also func(env *testsuite.TestWorkflowEnvironment)
 }
 
 func newCloneWorld() *cloneWorld {
@@ -55,6 +57,9 @@ func (w *cloneWorld) register(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(&replicate.Control{})
 	env.RegisterActivity(&snapshot.Activities{})
 	env.RegisterActivityWithOptions(&local.Provider{}, activityOptionsSkipInvalid)
+	if w.also != nil {
+		w.also(env)
+	}
 	env.OnActivity("StreamState", anyCtx, anyArg).Return(func(_ context.Context, in replicate.StreamRef) (replicate.StreamState, error) {
 		st := replicate.StreamState{WorkflowID: in.WorkflowID, Running: w.streams[in.WorkflowID]}
 		if st.Running {

@@ -12,6 +12,7 @@ import (
 	"github.com/drover-sre/drover/activities/dbadmin"
 	"github.com/drover-sre/drover/activities/dns"
 	"github.com/drover-sre/drover/activities/probe"
+	"github.com/drover-sre/drover/activities/provider"
 	"github.com/drover-sre/drover/activities/provider/local"
 	"github.com/drover-sre/drover/activities/replicate"
 	"github.com/drover-sre/drover/activities/snapshot"
@@ -131,7 +132,7 @@ func Drill(ctx workflow.Context, in DrillInput) (DrillReport, error) {
 	} else {
 		d.rep.Plan = []string{
 			fmt.Sprintf("measure %s's lag (the RPO now)", std.Name),
-			fmt.Sprintf("provision the isolated drill site %s at %s", site.Name, site.Address),
+			fmt.Sprintf("provision the isolated drill site %s (%s)", site.Name, orText(site.Address, site.Provider+" instances")),
 			fmt.Sprintf("copy %s's database into it at one GTID", std.Name),
 			fmt.Sprintf("register %s.%s, promote the copy, run %d smoke check(s) through its app", site.Name, r.DNS.Zone, len(checks)),
 			"destroy everything the drill created, whatever happened",
@@ -190,29 +191,7 @@ func (d *drill) isolated() error {
 		return err
 	}
 	via := d.std.Name // the drill site has no worker: the standby's serves it
-	in := local.SiteInput{Site: d.site, Run: d.runID}
-	// Registered before the step: a start that fails half-way (database
-	// up, app not) must still be removed. DestroySite with the run id
-	// removes only what this run created.
-	rb.onUndo("provision", d.site.Name, func(ctx workflow.Context) error {
-		var st local.SiteState
-		if err := workflow.ExecuteActivity(callOptions(ctx, via, "destroy drill site "+d.site.Name,
-			callTimes{startToClose: 2 * time.Minute}, pickUpTimeout, 3), localA.DestroySite, in).Get(ctx, &st); err != nil {
-			return err
-		}
-		if st.Running() {
-			return fmt.Errorf("drill site %s still runs after destroy", d.site.Name)
-		}
-		return nil
-	})
-	if err := rb.step("provision", d.site.Name, func(ctx workflow.Context) (string, error) {
-		var st local.SiteState
-		if err := workflow.ExecuteActivity(callOptions(ctx, via, "start drill site "+d.site.Name,
-			callTimes{startToClose: 5 * time.Minute}, pickUpTimeout, 3), localA.StartSite, in).Get(ctx, &st); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("isolated site %s at %s (no replication, not in the public name) under %s", d.site.Name, d.site.Address, st.Dir), nil
-	}); err != nil {
+	if err := d.provision(via); err != nil {
 		return err
 	}
 	if err := rb.step("copy", d.site.Name, func(ctx workflow.Context) (string, error) {
@@ -266,6 +245,73 @@ func (d *drill) isolated() error {
 	}
 	d.rep.RecoverySeconds = workflow.Now(rb.ctx).Sub(recoveryStart).Seconds()
 	return nil
+}
+
+// provision creates the drill site: local processes, or cloud instances
+// from the standby's compute block (their addresses become the site's).
+// The undo is registered before the step: a creation that fails half-way
+// must still be removed, and destroying with the run id removes only what
+// this run created.
+func (d *drill) provision(via string) error {
+	rb := d.rb
+	if d.site.Provider == recipe.ProviderLocal {
+		in := local.SiteInput{Site: d.site, Run: d.runID}
+		rb.onUndo("provision", d.site.Name, func(ctx workflow.Context) error {
+			var st local.SiteState
+			if err := workflow.ExecuteActivity(callOptions(ctx, via, "destroy drill site "+d.site.Name,
+				callTimes{startToClose: 2 * time.Minute}, pickUpTimeout, 3), localA.DestroySite, in).Get(ctx, &st); err != nil {
+				return err
+			}
+			if st.Running() {
+				return fmt.Errorf("drill site %s still runs after destroy", d.site.Name)
+			}
+			return nil
+		})
+		return rb.step("provision", d.site.Name, func(ctx workflow.Context) (string, error) {
+			var st local.SiteState
+			if err := workflow.ExecuteActivity(callOptions(ctx, via, "start drill site "+d.site.Name,
+				callTimes{startToClose: 5 * time.Minute}, pickUpTimeout, 3), localA.StartSite, in).Get(ctx, &st); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("isolated site %s at %s (no replication, not in the public name) under %s", d.site.Name, d.site.Address, st.Dir), nil
+		})
+	}
+	names, _ := provider.Names(d.site.Provider)
+	in := provider.SiteInput{App: d.r.App, Site: d.site, Run: d.runID, Request: d.runID}
+	cloudCall := callTimes{startToClose: 20 * time.Minute, heartbeat: time.Minute}
+	rb.onUndo("provision", d.site.Name, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(callOptions(ctx, via, d.site.Provider+" destroy "+d.site.Name, cloudCall, pickUpTimeout, 5),
+			names.Destroy, in).Get(ctx, nil)
+	})
+	return rb.step("provision", d.site.Name, func(ctx workflow.Context) (string, error) {
+		var st provider.SiteState
+		if err := workflow.ExecuteActivity(callOptions(ctx, via, d.site.Provider+" create "+d.site.Name, cloudCall, pickUpTimeout, 5),
+			names.Create, in).Get(ctx, &st); err != nil {
+			return "", err
+		}
+		var dbIP, appIP string
+		for _, i := range st.Instances {
+			switch {
+			case i.Role == provider.RoleDB && dbIP == "":
+				dbIP = i.PrivateIP
+			case i.Role == provider.RoleApp && appIP == "":
+				appIP = i.PrivateIP
+			}
+		}
+		if appIP == "" {
+			appIP = dbIP // a single-instance site runs both
+		}
+		if dbIP == "" {
+			return "", fmt.Errorf("%s created %d instance(s) but none is a database with a private address", d.site.Provider, len(st.Instances))
+		}
+		site, err := withAddresses(d.site, dbIP, appIP)
+		if err != nil {
+			return "", err
+		}
+		d.site = site
+		return fmt.Sprintf("%d %s instance(s), %d created by this run: database %s, app %s", len(st.Instances), d.site.Provider,
+			len(st.Created), dbIP, appIP), nil
+	})
 }
 
 // smoke waits for the app to see its database writable, then runs the
@@ -410,12 +456,22 @@ func drillStandby(r recipe.Recipe, name string) (recipe.Site, error) {
 	return s, nil
 }
 
-// drillSite is the isolated copy of standby std: its own name, address,
-// server_id and GTID domain (so nothing it writes can be mistaken for the
-// standby's), the same ports, accounts and secret references.
+// drillSite is the isolated copy of standby std: its own name, server_id
+// and GTID domain (so nothing it writes can be mistaken for the standby's),
+// the same ports, accounts, secret references and compute block. A local
+// drill site listens on addr; a cloud one gets the addresses of the
+// instances the provider creates.
 func drillSite(std recipe.Site, addr string) (recipe.Site, error) {
+	s := std
+	s.Name = "drill-" + std.Name
+	s.DB.ServerID += 1000
+	s.DB.GTIDDomainID += 1000
+	s.App.Instances = 1
 	if std.Provider != recipe.ProviderLocal {
-		return recipe.Site{}, invalidInput(fmt.Sprintf("site: %s is a %s site: isolated drills run on local sites only so far (use disruptive)", std.Name, std.Provider))
+		if err := std.ValidateCompute(true); err != nil {
+			return recipe.Site{}, invalidInput(fmt.Sprintf("site %s: a drill creates instances from its %s block: %v", std.Name, std.Provider, err))
+		}
+		return s, nil
 	}
 	ip := net.ParseIP(addr)
 	if addr == "" || ip == nil || !ip.IsLoopback() || ip.To4() == nil {
@@ -424,22 +480,24 @@ func drillSite(std recipe.Site, addr string) (recipe.Site, error) {
 	if addr == std.Address || addr == std.DB.Host {
 		return recipe.Site{}, invalidInput(fmt.Sprintf("address: %s is the standby's own address", addr))
 	}
-	s := std
-	s.Name = "drill-" + std.Name
-	s.Address, s.DB.Host = addr, addr
-	s.DB.ServerID += 1000
-	s.DB.GTIDDomainID += 1000
-	s.App.Instances = 1
+	return withAddresses(s, addr, addr)
+}
+
+// withAddresses points a site's database at dbAddr and its app endpoints
+// (ports kept) at appAddr.
+func withAddresses(s recipe.Site, dbAddr, appAddr string) (recipe.Site, error) {
+	s.Address, s.DB.Host = appAddr, dbAddr
+	eps := s.App.Endpoints
 	s.App.Endpoints = nil
-	for _, e := range std.App.Endpoints {
+	for _, e := range eps {
 		u, err := url.Parse(e)
 		if err != nil {
-			return recipe.Site{}, invalidInput(fmt.Sprintf("site %s: app endpoint %q: %v", std.Name, e, err))
+			return recipe.Site{}, invalidInput(fmt.Sprintf("site %s: app endpoint %q: %v", s.Name, e, err))
 		}
 		if p := u.Port(); p != "" {
-			u.Host = net.JoinHostPort(addr, p)
+			u.Host = net.JoinHostPort(appAddr, p)
 		} else {
-			u.Host = addr
+			u.Host = appAddr
 		}
 		s.App.Endpoints = append(s.App.Endpoints, u.String())
 	}
