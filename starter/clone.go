@@ -52,9 +52,8 @@ func cmdClone(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if printProblems(stderr, name, problems) {
 		return 2
 	}
-	c, err := dialTemporal(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	c, ok := dialFor(ctx, name, stderr)
+	if !ok {
 		return 1
 	}
 	defer c.Close()

@@ -2,13 +2,14 @@
 // queries them through Temporal, and runs the embedded local dev stack.
 //
 // Exit codes: 0 success; 1 operational error; 2 bad usage or invalid input
-// (nothing was started); 3 the command ran but found something down, or a
+// (nothing was started); 3 the command ran but found something down, a
 // runbook ended other than completed (aborted, rolled back, failed) or had
-// its approval refused.
+// its approval refused, or a drill did not pass.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,14 @@ usage:
                                             decide a runbook's approval gate
   drover clone -f RECIPE --to SITE [--from SITE] [--app A] [--provider local|aws|openstack] [--json] [--detach]
                                             build a site from the recipe as a consistent, replicating copy (CloneSite)
+  drover drill -f RECIPE [--app A] [--site SITE] [--address IP] [--disruptive] [--reason TEXT]
+                  [--report-dir DIR] [--json] [--detach]
+                                            prove the recovery plan on an isolated copy (Drill); exit 3 if it fails
+  drover schedule drill -f RECIPE --cron "0 3 * * SAT" [the drill's flags] [--id ID] [--catchup-window 1h]
+                  [--paused] [--note TEXT]  run drills on a Temporal Schedule (cron in UTC)
+  drover schedule list [--app A] [--json]   the drill schedules: cron, paused, next run, last drill
+  drover schedule pause|unpause --id ID [--note TEXT]
+  drover schedule delete|trigger --id ID    remove a schedule; start its drill now
   drover monitor start -f RECIPE [--primary SITE] [--interval D] [--threshold N] [--cooldown D]
                                             run the app's HealthMonitor (failover only if policy.auto_failover)
   drover monitor status|stop --app A [--json]
@@ -91,6 +100,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdWebhook(ctx, args[1:], stdout, stderr)
 	case "codec-server":
 		return cmdCodecServer(ctx, args[1:], stdout, stderr)
+	case "drill":
+		return cmdDrill(ctx, args[1:], stdout, stderr)
+	case "schedule":
+		return cmdSchedule(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "drover", version)
 		return 0
@@ -101,4 +114,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "drover: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// subcommand starts `drover GROUP ACTION [flags]`: the action, the name the
+// command's messages begin with ("drover GROUP ACTION") and an empty flag
+// set printing to stderr. Without an action it prints what the group wants
+// and reports false (exit 2).
+func subcommand(group, want string, args []string, stderr io.Writer) (action, name string, fs *flag.FlagSet, ok bool) {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, "drover %s: want %s\n", group, want)
+		return "", "", nil, false
+	}
+	action = args[0]
+	fs = flag.NewFlagSet(group+" "+action, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return action, "drover " + group + " " + action, fs, true
 }

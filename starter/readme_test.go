@@ -64,13 +64,7 @@ func TestReadmeRunbookInputsAreValid(t *testing.T) {
 		if in.ApprovalTimeout != 0 && in.ApproveBy == "" {
 			t.Errorf("README %s input: approval_timeout without approve_by", kind)
 		}
-		summary := readmeBefore(t, kind+"-input", "<summary>")
-		for _, w := range []string{"workflow type <code>" + runbookTypes[kind] + "</code>", "task queue <code>" + workflows.SharedTaskQueue + "</code>",
-			"workflow ID <code>" + workflows.RunbookWorkflowID(in.Recipe.App) + "</code>"} {
-			if !strings.Contains(summary, w) {
-				t.Errorf("README %s input: its summary lacks %q", kind, w)
-			}
-		}
+		checkReadmeSummary(t, kind+"-input", runbookTypes[kind], workflows.RunbookWorkflowID(in.Recipe.App))
 	}
 }
 
@@ -91,6 +85,20 @@ func readmeBefore(t *testing.T, marker, start string) string {
 		t.Fatalf("README.md: no %s before the %s block", start, marker)
 	}
 	return before[i:]
+}
+
+// checkReadmeSummary checks that the <summary> line before the block
+// <!-- marker --> names the workflow type, the task queue and the workflow
+// ID to use in the Temporal UI.
+func checkReadmeSummary(t *testing.T, marker, wfType, wfID string) {
+	t.Helper()
+	summary := readmeBefore(t, marker, "<summary>")
+	for _, w := range []string{"workflow type <code>" + wfType + "</code>", "task queue <code>" + workflows.SharedTaskQueue + "</code>",
+		"workflow ID <code>" + wfID + "</code>"} {
+		if !strings.Contains(summary, w) {
+			t.Errorf("README %s: its summary lacks %q", marker, w)
+		}
+	}
 }
 
 // readmeJSON decodes, rejecting unknown fields, the ```json block that
@@ -164,11 +172,25 @@ func TestReadmeCloneInputIsValid(t *testing.T) {
 	if !okF || !okT || in.From == in.To {
 		t.Errorf("README CloneSite input: from %q, to %q", in.From, in.To)
 	}
-	summary := readmeBefore(t, "clone-input", "<summary>")
-	for _, w := range []string{"workflow type <code>CloneSite</code>", "task queue <code>" + workflows.SharedTaskQueue + "</code>",
-		"workflow ID <code>" + workflows.CloneWorkflowID(in.Recipe.App, in.To) + "</code>"} {
-		if !strings.Contains(summary, w) {
-			t.Errorf("README CloneSite input: its summary lacks %q", w)
-		}
+	checkReadmeSummary(t, "clone-input", "CloneSite", workflows.CloneWorkflowID(in.Recipe.App, in.To))
+}
+
+// The Drill input documented in README.md decodes strictly, carries the
+// example recipe, passes the checks the Drill workflow makes before it runs
+// anything, and sits under a summary naming the workflow type, task queue
+// and workflow ID.
+func TestReadmeDrillInputIsValid(t *testing.T) {
+	want, err := recipe.Load(exampleRecipe)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var in workflows.DrillInput
+	readmeJSON(t, "drill-input", &in)
+	if !reflect.DeepEqual(in.Recipe, *want) {
+		t.Errorf("README Drill input: the recipe is not %s", exampleRecipe)
+	}
+	if err := workflows.ValidateDrillInput(in); err != nil {
+		t.Errorf("README Drill input: %v", err)
+	}
+	checkReadmeSummary(t, "drill-input", "Drill", workflows.DrillWorkflowID(in.Recipe.App))
 }

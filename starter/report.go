@@ -19,6 +19,17 @@ import (
 // runbook still running. It is the one text form of a report: the runbook
 // commands and `drover runbook status|report` all print through it.
 func renderReport(w io.Writer, rep workflows.RunbookReport) {
+	renderTimeline(w, rep)
+	if rep.Runbook == workflows.RunbookClone {
+		renderCloneEnd(w, rep)
+		return
+	}
+	renderMeasures(w, rep)
+}
+
+// renderTimeline writes a report's header, the plan of a dry run and the
+// timeline of steps, followed by an empty line.
+func renderTimeline(w io.Writer, rep workflows.RunbookReport) {
 	outcome := rep.Outcome
 	if outcome == "" {
 		outcome = "running"
@@ -69,11 +80,11 @@ func renderReport(w io.Writer, rep workflows.RunbookReport) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+}
 
-	if rep.Runbook == workflows.RunbookClone {
-		renderCloneEnd(w, rep)
-		return
-	}
+// renderMeasures ends a runbook's report: RTO, write unavailability, RPO
+// and errant transactions against the SLA, or why they were not measured.
+func renderMeasures(w io.Writer, rep workflows.RunbookReport) {
 	switch rep.Outcome {
 	case workflows.OutcomeDryRun:
 		fmt.Fprintln(w, "RTO, RPO: not measured (dry run: nothing was changed)")
@@ -135,8 +146,6 @@ func renderReport(w io.Writer, rep workflows.RunbookReport) {
 	mw.Flush()
 }
 
-// progressLine is one step as a runbook command prints it when the step
-// ends: time, step, site, outcome, detail.
 // renderCloneEnd ends a clone's report: RTO and RPO do not apply (nothing
 // moved); what counts is where the copy was taken and what it became.
 func renderCloneEnd(w io.Writer, rep workflows.RunbookReport) {
@@ -155,6 +164,8 @@ func renderCloneEnd(w io.Writer, rep workflows.RunbookReport) {
 	}
 }
 
+// progressLine is one step as a runbook command prints it when the step
+// ends: time, step, site, outcome, detail.
 func progressLine(s workflows.Step) string {
 	return strings.TrimRight(fmt.Sprintf("%s  %-18s  %-5s  %-11s  %s", clock(s.Ended, false), s.Name, orDash(s.Site), s.Outcome, s.Detail), " ")
 }
@@ -163,6 +174,9 @@ func progressLine(s workflows.Step) string {
 func runbookTitle(kind string) string {
 	if t, ok := runbookTypes[kind]; ok {
 		return t
+	}
+	if kind == workflows.RunbookDrill {
+		return "Drill"
 	}
 	return orText(kind, "Runbook")
 }

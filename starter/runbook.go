@@ -93,9 +93,8 @@ func cmdRunbookStart(ctx context.Context, kind string, args []string, stdout, st
 		return 2
 	}
 
-	c, err := dialTemporal(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	c, ok := dialFor(ctx, name, stderr)
+	if !ok {
 		return 1
 	}
 	defer c.Close()
@@ -296,13 +295,20 @@ func describeRunning(ctx context.Context, c client.Client, app string) string {
 // ends (from the progress query, polled every progressPoll) and how to
 // approve while the approval step runs.
 func follow(ctx context.Context, c client.Client, run client.WorkflowRun, app, approveBy string, w io.Writer) (workflows.RunbookReport, error) {
+	return followAs(ctx, c, run, app, approveBy, w, func(rep workflows.RunbookReport) workflows.RunbookReport { return rep })
+}
+
+// followAs is follow for a workflow whose result R extends the runbook
+// report (a Drill's DrillReport): timeline gives R's runbook report.
+func followAs[R any](ctx context.Context, c client.Client, run client.WorkflowRun, app, approveBy string, w io.Writer,
+	timeline func(R) workflows.RunbookReport) (R, error) {
 	type result struct {
-		rep workflows.RunbookReport
+		rep R
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		var rep workflows.RunbookReport
+		var rep R
 		err := run.Get(ctx, &rep)
 		done <- result{rep, err}
 	}()
@@ -313,7 +319,7 @@ func follow(ctx context.Context, c client.Client, run client.WorkflowRun, app, a
 		select {
 		case res := <-done:
 			if res.err == nil {
-				p.print(res.rep)
+				p.print(timeline(res.rep))
 			}
 			return res.rep, res.err
 		case <-t.C:

@@ -112,12 +112,7 @@ func (f *fakeSites) register(w worker.Worker) {
 // and one that rolls back (exit 3).
 func TestRunbookCommandsAgainstTemporal(t *testing.T) {
 	ctx := context.Background()
-	srv := devServerForCLI(t)
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := startTestTemporal(t)
 	sites := &fakeSites{readOnly: map[string]bool{"east": false, "west": true}, record: []string{"127.0.0.2"}}
 	shared := worker.New(c, workflows.SharedTaskQueue, worker.Options{})
 	shared.RegisterWorkflowWithOptions(workflows.Switchover, workflow.RegisterOptions{Name: "Switchover"})
@@ -305,4 +300,18 @@ func TestRunbookCommandsAgainstTemporal(t *testing.T) {
 	if code, out, _ = runCLI(t, "runbook", "report", "--app", "petclinic"); code != 0 || !strings.Contains(out, "  outcome  completed\n") {
 		t.Fatalf("report of the switchover back: exit %d\n%s", code, out)
 	}
+}
+
+// startTestTemporal starts a Temporal dev server for the test, points the
+// CLI at it (TEMPORAL_ADDRESS) and returns a client of it; the client
+// closes and the server stops when the test ends.
+func startTestTemporal(t *testing.T) client.Client {
+	t.Helper()
+	srv := devServerForCLI(t)
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

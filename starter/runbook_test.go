@@ -20,10 +20,7 @@ const exampleRecipe = "../deploy/recipes/petclinic.yaml"
 // listens there; a dial would say "connect to temporal" and exit 1).
 func TestRunbookUsageErrorsNeverDialTemporal(t *testing.T) {
 	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
-	for _, tc := range []struct {
-		args []string
-		want []string
-	}{
+	checkUsageErrors(t, []usageCase{
 		{[]string{"switchover"}, []string{"-f RECIPE is required", "--to: required"}},
 		{[]string{"failover", "-f", exampleRecipe}, []string{"--to: required"}},
 		{[]string{"switchover", "-f", exampleRecipe, "--to", "mars"}, []string{`--to: "mars" is not a site of app petclinic (sites: east, west)`}},
@@ -44,7 +41,21 @@ func TestRunbookUsageErrorsNeverDialTemporal(t *testing.T) {
 		{[]string{"runbook", "report", "--app", "petclinic", "--by", "alice"}, []string{"flag provided but not defined: -by"}},
 		{[]string{"runbook", "approve", "--app", "petclinic"}, []string{"--by: required"}},
 		{[]string{"runbook", "approve", "--by", "alice"}, []string{"--app: required"}},
-	} {
+	})
+}
+
+// usageCase is a command line that must be refused as bad usage, and what
+// its messages must say.
+type usageCase struct {
+	args []string
+	want []string
+}
+
+// checkUsageErrors runs each case: exit 2, nothing on stdout, every wanted
+// message on stderr, and no attempt to dial Temporal.
+func checkUsageErrors(t *testing.T, cases []usageCase) {
+	t.Helper()
+	for _, tc := range cases {
 		code, out, errOut := runCLI(t, tc.args...)
 		if code != 2 || out != "" || strings.Contains(errOut, "connect to temporal") {
 			t.Errorf("drover %v: exit %d, stdout %q, stderr %q; want 2, nothing on stdout, no dial", tc.args, code, out, errOut)

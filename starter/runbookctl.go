@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -41,14 +40,10 @@ type runbookStatus struct {
 
 // cmdRunbook runs `drover runbook status|report|approve`.
 func cmdRunbook(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "drover runbook: want status, report or approve")
+	action, name, fs, ok := subcommand("runbook", "status, report or approve", args, stderr)
+	if !ok {
 		return 2
 	}
-	action := args[0]
-	name := "drover runbook " + action
-	fs := flag.NewFlagSet("runbook "+action, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	app := fs.String("app", "", "application (the recipe's app) whose runbook to show or decide (required)")
 	var asJSON, reject, wait *bool
 	var runID, by, comment *string
@@ -86,9 +81,8 @@ func cmdRunbook(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if printProblems(stderr, name, problems) {
 		return 2
 	}
-	c, err := dialTemporal(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	c, ok := dialFor(ctx, name, stderr)
+	if !ok {
 		return 1
 	}
 	defer c.Close()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
@@ -41,4 +42,15 @@ func dialTemporal(ctx context.Context) (client.Client, error) {
 		return nil, fmt.Errorf("connect to temporal at %s: %w (is the dev server up? `drover dev up`)", hp, err)
 	}
 	return c, nil
+}
+
+// dialFor dials Temporal for the command called name; when it cannot, it
+// prints why under that name and reports false (the command exits 1).
+func dialFor(ctx context.Context, name string, stderr io.Writer) (client.Client, bool) {
+	c, err := dialTemporal(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return nil, false
+	}
+	return c, true
 }

@@ -87,29 +87,11 @@ type DrillReport struct {
 // runs a real Switchover to the standby and back instead, as child
 // workflows under the runbook ID (never beside another runbook).
 func Drill(ctx workflow.Context, in DrillInput) (DrillReport, error) {
-	r, err := validRecipe(in.Recipe)
+	t, err := planDrill(in)
 	if err != nil {
 		return DrillReport{}, err
 	}
-	std, err := drillStandby(r, in.Site)
-	if err != nil {
-		return DrillReport{}, err
-	}
-	checks := in.Smoke
-	if len(checks) == 0 {
-		checks = r.Smoke
-	}
-	for i, c := range checks {
-		if ps := c.Validate(fmt.Sprintf("smoke[%d]", i)); len(ps) > 0 {
-			return DrillReport{}, invalidInput(ps.Error())
-		}
-	}
-	var site recipe.Site
-	if !in.Disruptive {
-		if site, err = drillSite(std, in.Address); err != nil {
-			return DrillReport{}, err
-		}
-	}
+	r, std, site, checks := t.r, t.std, t.site, t.checks
 	now := workflow.Now(ctx)
 	d := &drill{r: r, in: in, std: std, site: site, checks: checks, runID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
 	d.rep = DrillReport{RunbookReport: RunbookReport{Runbook: RunbookDrill, App: r.App, From: r.Primary, To: std.Name, Reason: in.Reason,
@@ -144,6 +126,52 @@ func Drill(ctx workflow.Context, in DrillInput) (DrillReport, error) {
 		}
 	}
 	return d.finish(ctx), nil
+}
+
+// ValidateDrillInput checks a drill's input exactly as Drill does before
+// it runs anything: the recipe, the standby, the smoke checks and, for an
+// isolated drill, the drill site's address. The error is Drill's own
+// InvalidInput error, whose message starts with the input field at fault
+// ("site: …", "address: …", "smoke[0]: …", "invalid recipe: …"), so a
+// client can refuse bad input before it starts or schedules a drill.
+func ValidateDrillInput(in DrillInput) error {
+	_, err := planDrill(in)
+	return err
+}
+
+// drillTargets is what a valid DrillInput resolves to.
+type drillTargets struct {
+	r      recipe.Recipe // defaults applied
+	std    recipe.Site   // the standby copied or switched to
+	site   recipe.Site   // the isolated drill site (zero when disruptive)
+	checks []recipe.SmokeCheck
+}
+
+// planDrill validates a drill's input and resolves its sites and checks.
+func planDrill(in DrillInput) (drillTargets, error) {
+	var t drillTargets
+	var err error
+	if t.r, err = validRecipe(in.Recipe); err != nil {
+		return t, err
+	}
+	if t.std, err = drillStandby(t.r, in.Site); err != nil {
+		return t, err
+	}
+	t.checks = in.Smoke
+	if len(t.checks) == 0 {
+		t.checks = t.r.Smoke
+	}
+	for i, c := range t.checks {
+		if ps := c.Validate(fmt.Sprintf("smoke[%d]", i)); len(ps) > 0 {
+			return t, invalidInput(ps.Error())
+		}
+	}
+	if !in.Disruptive {
+		if t.site, err = drillSite(t.std, in.Address); err != nil {
+			return t, err
+		}
+	}
+	return t, nil
 }
 
 type drill struct {
