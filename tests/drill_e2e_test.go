@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,8 @@ import (
 // (west's lag), passes — and leaves no process, data directory or DNS
 // record behind, with production untouched: east writable and serving the
 // public name, west read-only and replicating. A drill whose smoke check
-// fails is reported failed and cleans up just the same. A disruptive drill
+// fails is reported failed and cleans up just the same. A schedule made
+// with `drover schedule drill` runs the same drill when triggered. A disruptive drill
 // switches over to west and back for real, losing no acknowledged write.
 // The drills are found in Temporal's visibility by their search attributes, and no
 // workflow of the stack has a secret value in its history.
@@ -71,6 +73,30 @@ func TestDrillIsolatedPassesFailsAndCleansUp(t *testing.T) {
 	}
 	nothingLeft(t, st, r, "drill-west", drillAddr)
 
+	// A schedule made with the CLI runs the same drill when triggered.
+	if code, out, errOut := droverAt(t, st, "schedule", "drill", "-f", st.RecipeFile, "--cron", "0 3 * * SAT", "--address", drillAddr); code != 0 {
+		t.Fatalf("schedule drill: exit %d: %s %s", code, out, errOut)
+	}
+	code, out, errOut := droverAt(t, st, "schedule", "trigger", "--id", workflows.DrillWorkflowID(r.App))
+	m := regexp.MustCompile(`started Drill (\S+) \(run (\S+)\)`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("schedule trigger: exit %d: %s %s", code, out, errOut)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var scheduled workflows.DrillReport
+	if err := c.GetWorkflow(ctx, m[1], m[2]).Get(ctx, &scheduled); err != nil {
+		t.Fatal(err)
+	}
+	logReport(t, scheduled.RunbookReport)
+	if !scheduled.Passed || !scheduled.CleanedUp || !strings.HasPrefix(m[1], workflows.DrillWorkflowID(r.App)+"-") {
+		t.Fatalf("the scheduled drill %s: passed %t, cleaned up %t: %v", m[1], scheduled.Passed, scheduled.CleanedUp, scheduled.Failures)
+	}
+	nothingLeft(t, st, r, "drill-west", drillAddr)
+	if code, out, errOut := droverAt(t, st, "schedule", "delete", "--id", workflows.DrillWorkflowID(r.App)); code != 0 {
+		t.Fatalf("schedule delete: exit %d: %s %s", code, out, errOut)
+	}
+
 	// Production was never touched.
 	wantPublic(t, r, east.Address)
 	if readOnly(t, siteDB(t, east)) || !readOnly(t, siteDB(t, mustSite(t, r, "west"))) {
@@ -105,9 +131,9 @@ func TestDrillIsolatedPassesFailsAndCleansUp(t *testing.T) {
 			return false
 		}
 		n = len(resp.Executions)
-		return n == 3
+		return n == 4
 	}) {
-		t.Errorf("a search for the app's drills found %d, want 3", n)
+		t.Errorf("a search for the app's drills found %d, want 4", n)
 	}
 }
 
