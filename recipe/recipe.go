@@ -102,6 +102,9 @@ type Recipe struct {
 	// Smoke are the HTTP checks a DR drill runs against the promoted copy's
 	// app, in order (e.g. create a record, read it back); optional.
 	Smoke []SmokeCheck `yaml:"smoke,omitempty" json:"smoke,omitempty"`
+	// Drill says where an isolated DR drill of a local standby runs, so
+	// that a drill started by an alert or a schedule needs no more input.
+	Drill DrillSettings `yaml:"drill,omitempty" json:"drill,omitzero"`
 }
 
 // Site is one place the application can run: a database and an app tier

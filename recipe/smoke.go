@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -28,6 +29,30 @@ type SmokeCheck struct {
 	ExpectStatus int `yaml:"expect_status" json:"expect_status,omitempty"`
 	// ExpectBody, when set, must occur in the response body.
 	ExpectBody string `yaml:"expect_body" json:"expect_body,omitempty"`
+}
+
+// DrillSettings are the recipe's defaults for DR drills.
+type DrillSettings struct {
+	// Address is the IPv4 loopback address an isolated drill of a local
+	// standby listens on (its own address: never a site's).
+	Address string `yaml:"address,omitempty" json:"address,omitempty"`
+}
+
+// validate returns the settings' problems.
+func (d DrillSettings) validate(r *Recipe) Problems {
+	if d.Address == "" {
+		return nil
+	}
+	ip := net.ParseIP(d.Address)
+	if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return Problems{{"drill.address", fmt.Sprintf("%q must be an IPv4 loopback address (e.g. 127.0.0.4)", d.Address)}}
+	}
+	for i, s := range r.Sites {
+		if s.Address == d.Address || s.DB.Host == d.Address {
+			return Problems{{"drill.address", fmt.Sprintf("%s is the address of sites[%d] (%s): a drill needs an address of its own", d.Address, i, s.Name)}}
+		}
+	}
+	return nil
 }
 
 // Label is the check's name for reports.

@@ -29,3 +29,18 @@ func TestSmokeCheckValidate(t *testing.T) {
 		t.Errorf("label %q", got)
 	}
 }
+
+func TestDrillSettingsValidate(t *testing.T) {
+	r := &Recipe{Sites: []Site{{Name: "east", Address: "127.0.0.2", DB: Database{Host: "127.0.0.2"}}}}
+	for addr, want := range map[string]string{
+		"":          "",
+		"127.0.0.4": "",
+		"10.0.0.4":  `drill.address: "10.0.0.4" must be an IPv4 loopback address`,
+		"127.0.0.2": "drill.address: 127.0.0.2 is the address of sites[0] (east)",
+	} {
+		ps := DrillSettings{Address: addr}.validate(r)
+		if (want == "") != (len(ps) == 0) || (want != "" && !strings.Contains(ps.Error(), want)) {
+			t.Errorf("%q: got %v, want %q", addr, ps, want)
+		}
+	}
+}

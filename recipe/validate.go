@@ -43,6 +43,7 @@ func (r *Recipe) Validate() error {
 	v.probes()
 	v.policy()
 	v.alerts()
+	v.ps = append(v.ps, r.Drill.validate(r)...)
 	for i, c := range r.Smoke {
 		v.ps = append(v.ps, c.Validate(fmt.Sprintf("smoke[%d]", i))...)
 	}

@@ -40,7 +40,7 @@ func (f *drillFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.file, "f", "", "recipe file (YAML)")
 	fs.StringVar(&f.app, "app", "", "application; must equal the recipe's app (a safety check)")
 	fs.StringVar(&f.site, "site", "", "the standby drilled (default: the first site the primary replicates into)")
-	fs.StringVar(&f.address, "address", "", "IPv4 loopback address of the isolated drill site, needed when the standby is a local site (e.g. 127.0.0.4)")
+	fs.StringVar(&f.address, "address", "", "IPv4 loopback address of the isolated drill site of a local standby (e.g. 127.0.0.4; default: the recipe's drill.address)")
 	fs.BoolVar(&f.disruptive, "disruptive", false, "a real switchover to the standby and back instead of an isolated copy")
 	fs.StringVar(&f.reason, "reason", "", "free text for the report")
 }

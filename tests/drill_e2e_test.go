@@ -33,8 +33,8 @@ import (
 // The drills are found in Temporal's visibility by their search attributes, and no
 // workflow of the stack has a secret value in its history.
 func TestDrillIsolatedPassesFailsAndCleansUp(t *testing.T) {
-	st, r, c := runbookStack(t, "127.0.0.18", "127.0.0.19")
 	const drillAddr = "127.0.0.20"
+	st, r, c := runbookStack(t, "127.0.0.18", "127.0.0.19", func(o *devstack.Options) { o.DrillAddress = drillAddr })
 	east, _ := r.Site("east")
 	load := startWriteLoad(r, "drill")
 	t.Cleanup(load.finish)
@@ -74,7 +74,8 @@ func TestDrillIsolatedPassesFailsAndCleansUp(t *testing.T) {
 	nothingLeft(t, st, r, "drill-west", drillAddr)
 
 	// A schedule made with the CLI runs the same drill when triggered.
-	if code, out, errOut := droverAt(t, st, "schedule", "drill", "-f", st.RecipeFile, "--cron", "0 3 * * SAT", "--address", drillAddr); code != 0 {
+	// No --address: the recipe's drill.address says where.
+	if code, out, errOut := droverAt(t, st, "schedule", "drill", "-f", st.RecipeFile, "--cron", "0 3 * * SAT"); code != 0 {
 		t.Fatalf("schedule drill: exit %d: %s %s", code, out, errOut)
 	}
 	code, out, errOut := droverAt(t, st, "schedule", "trigger", "--id", workflows.DrillWorkflowID(r.App))

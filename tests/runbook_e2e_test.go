@@ -25,9 +25,13 @@ import (
 // runbookStack brings up a side stack for a runbook test (runbooks change
 // which site is primary, so they do not share the main stack), starts the
 // stream east → west, and returns its state, recipe and a client.
-func runbookStack(t *testing.T, eastAddr, westAddr string) (*devstack.State, *recipe.Recipe, client.Client) {
+func runbookStack(t *testing.T, eastAddr, westAddr string, edits ...func(*devstack.Options)) (*devstack.State, *recipe.Recipe, client.Client) {
 	t.Helper()
-	st, r, c := upStack(t, sideStack(t, eastAddr, westAddr))
+	o := sideStack(t, eastAddr, westAddr)
+	for _, e := range edits {
+		e(&o)
+	}
+	st, r, c := upStack(t, o)
 	if code, out, errOut := droverAt(t, st, "replication", "start", "-f", st.RecipeFile); code != 0 {
 		t.Fatalf("replication start: %d %s %s", code, out, errOut)
 	}

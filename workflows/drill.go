@@ -36,10 +36,11 @@ type DrillInput struct {
 	// standby the primary replicates into).
 	Site string `json:"site,omitempty"`
 	// Address is the loopback address of the isolated drill site when the
-	// standby is a local site (required then, e.g. "127.0.0.4"): its
-	// database and app listen there, on the standby's ports.
+	// standby is a local site (default: the recipe's drill.address; one of
+	// them is required then, e.g. "127.0.0.4"): its database and app
+	// listen there, on the standby's ports.
 	Address string `json:"address,omitempty"`
-	// Smoke replaces the recipe's app.smoke checks for this drill.
+	// Smoke replaces the recipe's smoke checks for this drill.
 	Smoke []recipe.SmokeCheck `json:"smoke,omitempty"`
 	// Disruptive runs a real switchover to the standby and back instead
 	// of working on a copy.
@@ -167,7 +168,11 @@ func planDrill(in DrillInput) (drillTargets, error) {
 		}
 	}
 	if !in.Disruptive {
-		if t.site, err = drillSite(t.std, in.Address); err != nil {
+		addr := in.Address
+		if addr == "" {
+			addr = t.r.Drill.Address
+		}
+		if t.site, err = drillSite(t.std, addr); err != nil {
 			return t, err
 		}
 	}
@@ -503,7 +508,7 @@ func drillSite(std recipe.Site, addr string) (recipe.Site, error) {
 	}
 	ip := net.ParseIP(addr)
 	if addr == "" || ip == nil || !ip.IsLoopback() || ip.To4() == nil {
-		return recipe.Site{}, invalidInput(fmt.Sprintf("address: %q: a local drill needs an IPv4 loopback address of its own (e.g. 127.0.0.4)", addr))
+		return recipe.Site{}, invalidInput(fmt.Sprintf("address: %q: a local drill needs an IPv4 loopback address of its own (e.g. 127.0.0.4; or set the recipe's drill.address)", addr))
 	}
 	if addr == std.Address || addr == std.DB.Host {
 		return recipe.Site{}, invalidInput(fmt.Sprintf("address: %s is the standby's own address", addr))

@@ -16,6 +16,7 @@ import (
 func StackOptions(stateDir, binDir, eastAddr, westAddr string) (devstack.Options, error) {
 	o := devstack.DefaultOptions()
 	o.StateDir, o.BinDir, o.Out = stateDir, binDir, io.Discard
+	o.DrillAddress = "" // a test that drills gives its own
 	o.StartTimeout = 2 * time.Minute
 	bin, err := TemporalBinary()
 	if err != nil {

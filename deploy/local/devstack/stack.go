@@ -66,6 +66,10 @@ type Options struct {
 	// named site, on top of the minimal one every daemon gets: e.g. the
 	// chaos tests' DROVER_CHAOS_DIR. It reaches the workers this Up starts.
 	WorkerEnv map[string][]string
+	// DrillAddress is written into the recipe as drill.address: where an
+	// isolated DR drill of a standby listens (empty: drills must be given
+	// an address).
+	DrillAddress string
 	// Unprovisioned names sites whose database and app Up does not create:
 	// `drover clone` (the CloneSite workflow) builds them from the primary.
 	// Their workers run, so the clone's copy can run there, and the zone has
@@ -88,6 +92,7 @@ func DefaultOptions() Options {
 			{Name: "west", Address: "127.0.0.3", DBPort: 3306, AppPort: 8080},
 		},
 		Primary:      "east",
+		DrillAddress: "127.0.0.4",
 		StartTimeout: 90 * time.Second,
 	}
 }
@@ -617,6 +622,7 @@ func (o Options) recipe(stateDir string, named *Named) (*recipe.Recipe, error) {
 	r.DNS = recipe.DNS{Zone: o.Zone, Record: "app." + o.Zone, TTL: 30, Driver: "rfc2136", Server: named.Addr(),
 		TSIG: recipe.TSIG{Name: named.Config.KeyName, Algorithm: "hmac-sha256", Secret: recipe.SecretRef("file:" + named.KeySecretFile())}}
 	r.Policy.AutoFailover = o.AutoFailover
+	r.Drill.Address = o.DrillAddress
 	// What a DR drill checks on the promoted copy: the demo app writes an
 	// owner and reads it back.
 	r.Smoke = []recipe.SmokeCheck{
