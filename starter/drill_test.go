@@ -22,7 +22,7 @@ func TestDrillAndScheduleUsageErrorsNeverDialTemporal(t *testing.T) {
 		{[]string{"drill"}, []string{"drover drill: -f RECIPE is required"}},
 		{[]string{"drill", "-f", "../recipe/testdata/broken.yaml", "--detach", "--report-dir", "/tmp/x"},
 			[]string{"18 problem(s)", "drover drill: --report-dir: needs the drill's report, so not with --detach"}},
-		{[]string{"drill", "-f", exampleRecipe}, []string{`drover drill: --address: "": a local drill needs an IPv4 loopback address of its own (e.g. 127.0.0.4)`}},
+		{[]string{"drill", "-f", exampleRecipe}, []string{`drover drill: --address: "": a local drill needs an IPv4 loopback address of its own (e.g. 127.0.0.4; or set the recipe's drill.address)`}},
 		{append([]string{"drill", "--site", "mars"}, drill...), []string{`drover drill: --site: "mars" is not a site of app petclinic`}},
 		{append([]string{"drill", "--site", "east"}, drill...), []string{`drover drill: --site: "east" is the primary; a drill copies a standby`}},
 		{[]string{"drill", "-f", exampleRecipe, "--address", "127.0.0.3"}, []string{"drover drill: --address: 127.0.0.3 is the standby's own address"}},
