@@ -363,9 +363,10 @@ func TestParseBillionLaughs(t *testing.T) {
 	for i := 0; i < 5000; i++ {
 		b.WriteString("  - *s\n")
 	}
-	start := time.Now()
+	// The count stops the expansion at 100,000 values (an unbounded one
+	// would run out the test's timeout); no wall-clock bound here: timing
+	// belongs in benchmarks.
 	ps := problemsOf(t, b.String())
-	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.Equal(t, Problems{{Msg: "recipe is too large: more than 100000 values, counting every use of an alias"}}, ps)
 
 	// A bomb outside the fields is never expanded.
