@@ -44,7 +44,7 @@ var appName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
 type runbookFlags struct {
 	file, app, to, from, approveBy, reason       string
 	approvalTimeout, maxLag, catchUp, dnsTimeout recipe.Duration
-	dryRun, noReverse, asJSON, detach            bool
+	dryRun, noReverse, asJSON, detach, reclone   bool
 	approvalTimeoutSet                           bool
 }
 
@@ -71,6 +71,9 @@ func cmdRunbookStart(ctx context.Context, kind string, args []string, stdout, st
 	fs.StringVar(&f.reason, "reason", "", "free text for the report (ticket, alert)")
 	if kind != workflows.RunbookFailover {
 		fs.BoolVar(&f.noReverse, "no-reverse", false, "do not start replication back to the old primary at the end")
+	}
+	if kind == workflows.RunbookFailback {
+		fs.BoolVar(&f.reclone, "reclone", false, "if the old primary has errant transactions, set its data aside (kept on disk) and rebuild it from the current primary instead of stopping")
 	}
 	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON (progress lines go to stderr)")
 	fs.BoolVar(&f.detach, "detach", false, "start the runbook and return without waiting")
@@ -151,7 +154,7 @@ func buildRunbookInput(kind string, r *recipe.Recipe, f runbookFlags) (workflows
 	in := workflows.RunbookInput{
 		Recipe: *r, To: f.to, From: f.from, ApproveBy: f.approveBy, ApprovalTimeout: f.approvalTimeout,
 		DryRun: f.dryRun, MaxLag: f.maxLag, CatchUpTimeout: f.catchUp, DNSTimeout: f.dnsTimeout,
-		NoReverse: f.noReverse, Reason: f.reason,
+		NoReverse: f.noReverse, Reason: f.reason, Reclone: f.reclone,
 	}
 	var problems []string
 	if f.app != "" && f.app != r.App {

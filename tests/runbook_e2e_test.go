@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -444,21 +445,52 @@ func TestAutomaticFailoverAndFailback(t *testing.T) {
 		t.Errorf("the monitor did not take west as the primary: %+v", monitor())
 	}
 
+	// Someone writes at the fenced old primary (an account that bypasses
+	// read_only): east now has a transaction west never received.
+	if _, err := eastDB.Exec("INSERT INTO petclinic.owners (first_name, last_name, city, telephone) VALUES ('Errant', 'errant', 'X', '1')"); err != nil {
+		t.Fatal(err)
+	}
 	rep = runRunbook(t, c, "Failback", workflows.RunbookInput{Recipe: *r, From: "west", To: "east", Reason: "e2e failback"}, 3*time.Minute)
+	if rep.Outcome != workflows.OutcomeAborted || rep.ErrantCount != 1 || !strings.Contains(rep.Error, "run failback with reclone") {
+		t.Fatalf("failback onto a site with an errant transaction: %s, %d errant: %s", rep.Outcome, rep.ErrantCount, rep.Error)
+	}
+	if !readOnly(t, eastDB) {
+		t.Fatal("the refused failback made east writable")
+	}
+
+	// With reclone: east's data is set aside, east rebuilt from west, then
+	// switched back to.
+	rep = runRunbook(t, c, "Failback", workflows.RunbookInput{Recipe: *r, From: "west", To: "east", Reason: "e2e failback", Reclone: true}, 5*time.Minute)
 	if rep.Outcome != workflows.OutcomeCompleted {
 		t.Fatalf("failback %s: %s", rep.Outcome, rep.Error)
 	}
-	if !rep.RPO.Exact || rep.RPO.LostTransactions != 0 || rep.ErrantCount != 0 {
-		t.Errorf("failback RPO %+v errant %d", rep.RPO, rep.ErrantCount)
+	if !rep.RPO.Exact || rep.RPO.LostTransactions != 0 {
+		t.Errorf("failback RPO %+v", rep.RPO)
+	}
+	aside, _ := filepath.Glob(filepath.Join(st.StateDir, "sites", "east.aside-*", "db", "data"))
+	if len(aside) != 1 {
+		t.Errorf("east's old data is not kept aside: %v", aside)
+	}
+	if n := count(t, eastDB, "SELECT COUNT(*) FROM petclinic.owners WHERE last_name='errant'"); n != 0 {
+		t.Errorf("the errant row is still at east: %d", n)
 	}
 	wantPublic(t, r, east.Address)
 	if readOnly(t, eastDB) || !readOnly(t, westDB) {
 		t.Errorf("want east writable and west read-only after failback")
 	}
-	var n int
-	if err := eastDB.QueryRow("SELECT COUNT(*) FROM petclinic.owners WHERE last_name='failover'").Scan(&n); err != nil || n != 1 {
-		t.Errorf("the write made at west during the outage is not on east: %d %v", n, err)
+	if n := count(t, eastDB, "SELECT COUNT(*) FROM petclinic.owners WHERE last_name='failover'"); n != 1 {
+		t.Errorf("the write made at west during the outage is not on east: %d", n)
 	}
+}
+
+// count runs a COUNT query.
+func count(t *testing.T, db *sql.DB, q string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
 }
 
 // waitApplied waits until dst has every transaction of src (GTID position).

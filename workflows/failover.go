@@ -263,19 +263,40 @@ func Failback(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 	if err != nil {
 		return rb.finish(OutcomeAborted, err), nil
 	}
-	if res.Count > 0 {
+	reclone := res.Count > 0
+	switch {
+	case reclone && !in.Reclone:
 		return rb.finish(OutcomeAborted, fmt.Errorf(
-			"%s has %d transaction(s) %s never received (%s): it cannot follow %s; re-clone it (or discard them by hand) and run failback again",
+			"%s has %d transaction(s) %s never received (%s): it cannot follow %s; run failback with reclone (its data is set aside, not deleted) or discard them by hand",
 			m.to.Name, res.Count, m.from.Name, res.Errant, m.from.Name)), nil
+	case reclone && m.to.Provider != recipe.ProviderLocal:
+		return rb.finish(OutcomeAborted, fmt.Errorf(
+			"%s has %d transaction(s) %s never received (%s); re-cloning a %s site is not automatic: keep or snapshot its volume, destroy it, `drover clone --to %s`, then failback",
+			m.to.Name, res.Count, m.from.Name, res.Errant, m.to.Provider, m.to.Name)), nil
 	}
 	rb.rep.Plan = append([]string{
 		fmt.Sprintf("start replication %s → %s and wait until %s has caught up", m.from.Name, m.to.Name, m.to.Name),
 	}, m.switchoverPlan()...)
+	if reclone {
+		rb.rep.Plan = append([]string{
+			fmt.Sprintf("set %s's data aside (%d errant transaction(s) %s; kept on disk, not deleted)", m.to.Name, res.Count, res.Errant),
+			fmt.Sprintf("rebuild %s from %s (CloneSite: copy at one GTID, replication from it)", m.to.Name, m.from.Name),
+		}, rb.rep.Plan...)
+	}
 	if in.DryRun {
 		return rb.finish(OutcomeDryRun, nil), nil
 	}
 	if err := rb.approval(in); err != nil {
 		return rb.finish(OutcomeAborted, err), nil
+	}
+	if reclone {
+		if err := m.reclone(ctx); err != nil {
+			return rb.finish(OutcomeFailed, err), nil
+		}
+		// The errant transactions stay listed (Errant, ErrantCount) and on
+		// disk; they were never the service's data, so the switchover back
+		// measures its own RPO.
+		rb.rep.RPO = RPOPoint{}
 	}
 	if err := rb.step("start replication", m.to.Name, func(ctx workflow.Context) (string, error) {
 		return m.startStream(ctx, m.from.Name, m.to.Name)
@@ -304,4 +325,35 @@ func Failback(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 		return rb.finish(OutcomeFailed, err), nil
 	}
 	return m.switchover(), nil
+}
+
+// reclone sets the old primary's data aside and rebuilds it from the
+// current primary with CloneSite (a child workflow). The data set aside is
+// not restored if the clone fails: the report names where it is.
+func (m *move) reclone(ctx workflow.Context) error {
+	rb := m.rb
+	run := workflow.GetInfo(ctx).WorkflowExecution.RunID
+	if err := rb.step("set aside", m.to.Name, func(ctx workflow.Context) (string, error) {
+		var res local.SetAsideResult
+		if err := workflow.ExecuteActivity(callOptions(ctx, m.from.Name, "set aside "+m.to.Name, callTimes{startToClose: 5 * time.Minute}, pickUpTimeout, 3),
+			localA.SetAsideSite, local.SetAsideInput{Site: m.to, Tag: run}).Get(ctx, &res); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("stopped; its data kept in %s", orText(res.Dir, "(nothing to move)")), nil
+	}); err != nil {
+		return err
+	}
+	return rb.step("re-clone", m.to.Name, func(ctx workflow.Context) (string, error) {
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID: CloneWorkflowID(m.r.App, m.to.Name), TaskQueue: SharedTaskQueue,
+			StaticSummary: fmt.Sprintf("re-clone %s from %s for failback", m.to.Name, m.from.Name)})
+		var rep RunbookReport
+		if err := workflow.ExecuteChildWorkflow(cctx, CloneSite, CloneInput{Recipe: m.in.Recipe, From: m.from.Name, To: m.to.Name}).Get(ctx, &rep); err != nil {
+			return "", err
+		}
+		if rep.Outcome != OutcomeCompleted {
+			return "", fmt.Errorf("clone %s from %s %s: %s", m.to.Name, m.from.Name, rep.Outcome, rep.Error)
+		}
+		return fmt.Sprintf("%s rebuilt from %s at GTID %s, replicating", m.to.Name, m.from.Name, rep.RPO.AppliedGTID), nil
+	})
 }

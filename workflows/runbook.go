@@ -80,6 +80,11 @@ type RunbookInput struct {
 	DetectedAt time.Time `json:"detected_at,omitempty"`
 	// Reason is free text for the report (e.g. the alert that started it).
 	Reason string `json:"reason,omitempty"`
+	// Reclone (failback only): when the old primary has transactions the
+	// current primary never received, set its data aside (kept on disk,
+	// local sites: sites/<name>.aside-<run>) and rebuild it with CloneSite
+	// from the current primary, instead of stopping.
+	Reclone bool `json:"reclone,omitempty"`
 }
 
 // ApprovalDecision is the argument of the "approve" update.

@@ -446,3 +446,46 @@ func TestFailbackReplicatesThenSwitchesBack(t *testing.T) {
 	require.True(t, rep.RPO.Exact)
 	require.Zero(t, rep.RPO.LostTransactions)
 }
+
+// With reclone, a returning site with errant transactions is set aside and
+// rebuilt by CloneSite from the current primary, then switched back to; a
+// dry run only says so.
+func TestFailbackReclonesASiteWithErrantTransactions(t *testing.T) {
+	for _, dry := range []bool{true, false} {
+		w := newWorld()
+		w.readOnly = map[string]bool{"east": true, "west": false}
+		w.record = []string{"127.0.0.3"}
+		w.streams = map[string]bool{}
+		w.errant = &dbadmin.ErrantResult{Old: "east", New: "west", Errant: "1-1-103", Count: 3, CountExact: true}
+		env := runbookEnv(t, w)
+		env.RegisterWorkflow(CloneSite)
+		var setAside, cloned []string
+		env.OnActivity("SetAsideSite", anyCtx, anyArg).Return(func(_ context.Context, in local.SetAsideInput) (local.SetAsideResult, error) {
+			setAside = append(setAside, in.Site.Name)
+			return local.SetAsideResult{Dir: "/state/sites/east.aside-" + in.Tag, Moved: true}, nil
+		})
+		env.OnWorkflow(CloneSite, anyCtx, anyArg).Return(func(_ workflow.Context, in CloneInput) (RunbookReport, error) {
+			cloned = append(cloned, in.From+"→"+in.To)
+			w.errant = nil
+			w.streams["replication-petclinic-west-east"] = true
+			return RunbookReport{Runbook: RunbookClone, Outcome: OutcomeCompleted, RPO: RPOPoint{AppliedGTID: "2-2-50"}}, nil
+		})
+		env.ExecuteWorkflow(Failback, RunbookInput{Recipe: testRecipe(), From: "west", To: "east", Reclone: true, DryRun: dry})
+		rep := runbookResult(t, env)
+		require.Contains(t, rep.Plan[0], "set east's data aside (3 errant transaction(s) 1-1-103")
+		if dry {
+			require.Equal(t, OutcomeDryRun, rep.Outcome)
+			require.Empty(t, setAside)
+			require.Empty(t, cloned)
+			continue
+		}
+		require.Equal(t, OutcomeCompleted, rep.Outcome, rep.Error+" "+stepNames(rep))
+		require.Equal(t, []string{"east"}, setAside)
+		require.Equal(t, []string{"west→east"}, cloned)
+		require.Equal(t, []string{"east"}, w.writable())
+		require.Equal(t, []string{"127.0.0.2"}, w.record)
+		require.True(t, rep.RPO.Exact)
+		require.Zero(t, rep.RPO.LostTransactions, "the set-aside transactions are not the switchover's loss")
+		require.Equal(t, uint64(3), rep.ErrantCount, "they stay listed")
+	}
+}

@@ -219,3 +219,74 @@ func (p *Provider) createdBy(name string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// SetAsideInput names a local site whose data is to be kept but no longer
+// used: Tag (the run that decides it) names the kept copy.
+type SetAsideInput struct {
+	Site recipe.Site `json:"site"`
+	Tag  string      `json:"tag"`
+}
+
+// SetAsideResult says where the site's directory went; Moved is false when
+// there was nothing to move (no site, or an earlier call moved it).
+type SetAsideResult struct {
+	Dir   string `json:"dir,omitempty"`
+	Moved bool   `json:"moved"`
+}
+
+// SetAsideSite stops a local site cleanly and renames its directory to
+// StateDir/sites/<name>.aside-<tag>, so that the site can be built afresh
+// (CloneSite) while its old data — e.g. transactions no other site has —
+// stays on disk for an operator. Nothing is deleted. Calling it again
+// after it succeeded finds the moved directory and changes nothing.
+func (p *Provider) SetAsideSite(ctx context.Context, in SetAsideInput) (SetAsideResult, error) {
+	s := in.Site
+	if err := checkLocal(s); err != nil {
+		return SetAsideResult{}, err
+	}
+	if !validTag(in.Tag) {
+		return SetAsideResult{}, fmt.Errorf("set aside site %s: tag %q: letters, digits and dashes only", s.Name, in.Tag)
+	}
+	dir, err := p.ownedSiteDir(s.Name)
+	if err != nil {
+		return SetAsideResult{}, err
+	}
+	aside := dir + ".aside-" + in.Tag
+	if _, err := os.Lstat(aside); err == nil {
+		return SetAsideResult{Dir: aside}, nil // moved by an earlier call
+	}
+	fi, err := os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return SetAsideResult{}, nil
+	case err != nil:
+		return SetAsideResult{}, fmt.Errorf("set aside site %s: %w", s.Name, err)
+	case fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir():
+		return SetAsideResult{}, fmt.Errorf("set aside site %s: %s is not a plain directory", s.Name, dir)
+	}
+	if _, err := p.halt(ctx, SiteInput{Site: s}, false); err != nil {
+		return SetAsideResult{}, fmt.Errorf("set aside site %s: %w", s.Name, err)
+	}
+	for _, c := range p.state(s).Components {
+		if c.Running {
+			return SetAsideResult{}, fmt.Errorf("set aside site %s: %s still runs (pid %d)", s.Name, c.Name, c.PID)
+		}
+	}
+	if err := os.Rename(dir, aside); err != nil {
+		return SetAsideResult{}, fmt.Errorf("set aside site %s: %w", s.Name, err)
+	}
+	return SetAsideResult{Dir: aside, Moved: true}, nil
+}
+
+// validTag accepts run ids (UUIDs): letters, digits and dashes.
+func validTag(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -170,3 +170,43 @@ func TestScaleSite(t *testing.T) {
 		t.Fatalf("stop app: %+v", st)
 	}
 }
+
+// SetAsideSite stops a site and moves its directory aside, whole: a new
+// site can then be started in its place while the old data stays on disk.
+// Repeating it changes nothing.
+func TestSetAsideSite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, s := newSite(t, "aside", "127.0.0.21", 14)
+	if _, err := p.StartSite(ctx, local.SiteInput{Site: s}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.SetAsideSite(ctx, local.SetAsideInput{Site: s, Tag: "0193-run-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := p.SiteDir(s.Name) + ".aside-0193-run-1"
+	if !res.Moved || res.Dir != want {
+		t.Fatalf("set aside: %+v, want moved to %s", res, want)
+	}
+	if _, err := os.Stat(filepath.Join(want, "db", "data", "mysql")); err != nil {
+		t.Fatalf("the old data did not move whole: %v", err)
+	}
+	if left := testenv.ProcessesMentioning(p.SiteDir(s.Name)); len(left) > 0 {
+		t.Fatalf("processes of the set-aside site still run: %v", left)
+	}
+	if res, err = p.SetAsideSite(ctx, local.SetAsideInput{Site: s, Tag: "0193-run-1"}); err != nil || res.Moved || res.Dir != want {
+		t.Fatalf("again: %+v, %v", res, err)
+	}
+	if _, err := p.SetAsideSite(ctx, local.SetAsideInput{Site: s, Tag: "../x"}); err == nil {
+		t.Fatal("a tag with a path in it was accepted")
+	}
+	st, err := p.StartSite(ctx, local.SiteInput{Site: s, Run: "rebuild"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = p.DestroySite(context.Background(), local.SiteInput{Site: s}) })
+	if !st.Running() || st.Run != "rebuild" {
+		t.Fatalf("a fresh site in its place: %+v", st)
+	}
+}
