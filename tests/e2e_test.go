@@ -65,6 +65,12 @@ func runMain(m *testing.M) (int, error) {
 		return 0, err
 	}
 	code := m.Run()
+	// The main stack ran SiteStatus and ReplicationSupervisor workflows:
+	// none may hold a secret value in its history.
+	if err := noSecretsIn(stack); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = 1
+	}
 	if err := devstack.Down(ctx, stateDir, os.Stderr); err != nil {
 		return 1, err
 	}
@@ -72,6 +78,24 @@ func runMain(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("processes left after dev down: %v", left)
 	}
 	return code, nil
+}
+
+// noSecretsIn checks every history of a stack for its secret values.
+func noSecretsIn(st *devstack.State) error {
+	c, err := client.Dial(client.Options{HostPort: st.TemporalAddress, Namespace: st.Namespace})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	types, leaks, err := secretsInHistory(st, c)
+	if err != nil {
+		return err
+	}
+	if len(leaks) > 0 {
+		return fmt.Errorf("secret values in the histories of %v (workflow types read: %v)", leaks, types)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: no secret in the histories of the main stack's workflows %v\n", types)
+	return nil
 }
 
 // stackOptions is a dev stack on free ports with its sites at the given
