@@ -17,18 +17,7 @@ import (
 // to and from NULL) and deletes, compared byte for byte.
 func TestColumnTypesRoundTrip(t *testing.T) {
 	p := shared
-	p.exec(t, "CREATE DATABASE types_db", `CREATE TABLE types_db.t (
-		id INT UNSIGNED NOT NULL PRIMARY KEY,
-		ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
-		mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED,
-		d DECIMAL(30,10), d0 DECIMAL(5,0), f FLOAT, db DOUBLE,
-		dt DATE, dtm DATETIME(6), dtm0 DATETIME, ts TIMESTAMP(3) NULL, tm TIME(6), y YEAR,
-		c CHAR(10), vc VARCHAR(255), tx TEXT, lt LONGTEXT,
-		bn BINARY(8), vb VARBINARY(64), bl BLOB,
-		e ENUM('a','b','c'), st SET('x','y','z'), bt BIT(10), b64 BIT(64),
-		j JSON, l1 VARCHAR(20) CHARACTER SET latin1,
-		g BIGINT AS (i * 2) VIRTUAL, gs VARCHAR(300) AS (CONCAT(vc,'!')) STORED
-	) DEFAULT CHARSET=utf8mb4`)
+	p.exec(t, "CREATE DATABASE types_db", "CREATE TABLE types_db.t ("+testenv.TypesColumns+") DEFAULT CHARSET=utf8mb4")
 	s := p.run(t, p.config("shared"))
 	cols := "id,ti,tiu,si,siu,mi,miu,i,iu,bi,biu,d,d0,f,db,dt,dtm,dtm0,ts,tm,y,c,vc,tx,lt,bn,vb,bl,e,st,bt,b64,j,l1"
 	rows := []struct{ name, values string }{

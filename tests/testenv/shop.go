@@ -13,9 +13,10 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-// typesCols are the columns of replication's TestColumnTypesRoundTrip.
-const typesDDL = `CREATE TABLE shop.types (
-	id INT UNSIGNED NOT NULL PRIMARY KEY,
+// TypesColumns are the columns of a table holding every MariaDB column
+// type (with generated columns), shared by replication's
+// TestColumnTypesRoundTrip and the shop dataset.
+const TypesColumns = `id INT UNSIGNED NOT NULL PRIMARY KEY,
 	ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
 	mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED,
 	d DECIMAL(30,10), d0 DECIMAL(5,0), f FLOAT, db DOUBLE,
@@ -24,7 +25,10 @@ const typesDDL = `CREATE TABLE shop.types (
 	bn BINARY(8), vb VARBINARY(64), bl BLOB,
 	e ENUM('a','b','c'), st SET('x','y','z'), bt BIT(10), b64 BIT(64),
 	j JSON, l1 VARCHAR(20) CHARACTER SET latin1,
-	g BIGINT AS (i * 2) VIRTUAL, gs VARCHAR(300) AS (CONCAT(vc,'!')) STORED,
+	g BIGINT AS (i * 2) VIRTUAL, gs VARCHAR(300) AS (CONCAT(vc,'!')) STORED`
+
+// typesDDL is shop.types: TypesColumns and a few more types.
+const typesDDL = "CREATE TABLE shop.types (" + TypesColumns + `,
 	inv INT INVISIBLE DEFAULT 7, ip INET6, u UUID, geo POINT
 ) DEFAULT CHARSET=utf8mb4`
 
