@@ -67,7 +67,7 @@ fuzz:
 
 ## demo: the local stack; west cloned from east (copy at one GTID, replication from it) while the app writes;
 ## east killed, automatic failover,
-## writes through the public name at west, east restarted and kept fenced, failback with RPO 0; then tear down
+## writes through the public name at west, east restarted and kept fenced, failback with RPO 0, a DR drill; then tear down
 ## and delete its state (KEEP=1 leaves it running). The scenario is deploy/local/demo.sh.
 demo: deps build
 	deploy/local/demo.sh $(BIN) $(DEMO_STATE) $(KEEP)

@@ -104,7 +104,14 @@ func drillKind(in workflows.DrillInput) string {
 	if in.Disruptive {
 		return fmt.Sprintf("disruptive drill of %s (switchover to %s and back)", in.Recipe.App, site)
 	}
-	return fmt.Sprintf("isolated drill of %s (a copy of %s at %s)", in.Recipe.App, site, in.Address)
+	addr := in.Address
+	if addr == "" {
+		addr = in.Recipe.Drill.Address
+	}
+	if addr == "" {
+		return fmt.Sprintf("isolated drill of %s (a copy of %s on new instances)", in.Recipe.App, site)
+	}
+	return fmt.Sprintf("isolated drill of %s (a copy of %s at %s)", in.Recipe.App, site, addr)
 }
 
 // cmdDrill runs `drover drill`: it validates everything locally (exit 2,

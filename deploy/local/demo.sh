@@ -5,7 +5,7 @@
 # east; then writes through the demo app, an outage of east (its processes
 # killed), automatic failover by the health monitor, writes through the
 # public DNS name at west, east restarted and kept fenced, and failback to
-# east with RPO 0 — printing each runbook's report.
+# east with RPO 0 — printing each runbook's report — and a DR drill.
 #
 # Usage: deploy/local/demo.sh BIN_DIR STATE_DIR [KEEP]
 # KEEP=1 leaves the stack running; otherwise it is stopped and its state
@@ -91,6 +91,11 @@ say "writes through the public name land at east again; west follows it"
 write Turing
 wait_for 100 0.2 has_owner 127.0.0.3 Turing
 "$D" replication status -f "$R" --from east --to west
+
+say "DR drill: west's data copied into an isolated site (recipe drill.address 127.0.0.4), promoted, an owner written and read back through its app, RTO/RPO against the SLA, then everything removed"
+"$D" drill -f "$R" --reason "demo drill" --report-dir "$S/drill-report"
+ls "$S/drill-report"
+echo "drill-west.drover.test → '$(dig +short +norecurse @"$DNS" -p "$DNSPORT" drill-west.drover.test A)' (removed)"
 "$D" monitor stop --app petclinic
 
 echo
