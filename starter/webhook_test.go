@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -175,5 +177,62 @@ func TestWebhookCommandAgainstTemporal(t *testing.T) {
 	}
 	if strings.Contains(logs, token) {
 		t.Error("the token is in the log")
+	}
+}
+
+// With --tls-cert and --tls-key the webhook serves HTTPS only: a client
+// trusting the certificate's CA gets its answers, a plain HTTP request
+// does not.
+func TestWebhookServesTLS(t *testing.T) {
+	t.Setenv("DROVER_TEST_WEBHOOK_TOKEN", "test-token-0123456789abcdef")
+	devServerForCLI(t)
+	pki, err := testenv.NewPKI(t.TempDir(), "webhook", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := testenv.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var stdout, stderr syncBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(runCtx, []string{"webhook", "-f", webhookRecipe, "--listen", addr, "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey}, &stdout, &stderr)
+	}()
+	caPEM, err := os.ReadFile(pki.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	if !testenv.WaitFor(20*time.Second, func() bool {
+		resp, err := hc.Get("https://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}) {
+		stop()
+		t.Fatalf("never answered https://%s/healthz\nstdout %s\nstderr %s", addr, stdout.String(), stderr.String())
+	}
+	if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("plain HTTP was answered")
+		}
+	}
+	stop()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Errorf("exit %d\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("did not stop after its context was cancelled")
 	}
 }
