@@ -38,6 +38,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&d.TemporalHTTPPort, "temporal-http-port", 0, "Temporal HTTP API port (default temporal-port+10)")
 		fs.IntVar(&d.TemporalMetricsPort, "temporal-metrics-port", 0, "Temporal metrics port (default temporal-port+11)")
 		fs.BoolVar(&d.AutoFailover, "auto-failover", false, "write policy.auto_failover: true into the generated recipe (a health monitor may then fail over by itself)")
+		fs.StringVar(&d.DrillAddress, "drill-address", d.DrillAddress, "loopback address written into the recipe as drill.address, where isolated DR drills run (empty: none; default none with --sites)")
 		unprov := fs.String("unprovisioned", "", "sites (comma-separated) left for `drover clone` to create: their workers run, their database and app do not exist yet")
 		sites := fs.String("sites", "", "sites as NAME=ADDRESS:DBPORT:APPPORT,… (default east=127.0.0.2:3306:8080,west=127.0.0.3:3306:8080); the first is the primary")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -50,6 +51,11 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return 2
 			}
 			d.Sites, d.Primary = specs, specs[0].Name
+			drillSet := false
+			fs.Visit(func(f *flag.Flag) { drillSet = drillSet || f.Name == "drill-address" })
+			if !drillSet {
+				d.DrillAddress = "" // the default may be one of the given sites' addresses
+			}
 		}
 		if *unprov != "" {
 			d.Unprovisioned = strings.Split(*unprov, ",")

@@ -18,6 +18,8 @@ func TestOptionsCheck(t *testing.T) {
 		{"unprovisioned unknown", func(o *Options) { o.Unprovisioned = []string{"mars"} }, `unprovisioned "mars": not one of the sites`},
 		{"unknown primary", func(o *Options) { o.Primary = "mars" }, `primary "mars": not one of the sites`},
 		{"public address", func(o *Options) { o.Sites[1].Address = "10.0.0.1" }, "must be an IPv4 loopback address"},
+		{"drill address of a site", func(o *Options) { o.DrillAddress = "127.0.0.3" }, "drill address 127.0.0.3: it is site west's address"},
+		{"no drill address", func(o *Options) { o.DrillAddress = "" }, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := DefaultOptions()

@@ -565,6 +565,11 @@ func (o Options) check() error {
 	if !seen[o.Primary] {
 		problems = append(problems, fmt.Sprintf("primary %q: not one of the sites", o.Primary))
 	}
+	for _, s := range o.Sites {
+		if o.DrillAddress != "" && s.Address == o.DrillAddress {
+			problems = append(problems, fmt.Sprintf("drill address %s: it is site %s's address; a drill needs one of its own", o.DrillAddress, s.Name))
+		}
+	}
 	for _, u := range o.Unprovisioned {
 		switch {
 		case !seen[u]:
