@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -129,7 +130,14 @@ func TestCloneSiteUnderWriteLoadSurvivesAWorkerKill(t *testing.T) {
 	if !readOnly(t, westDB) {
 		t.Error("the clone is writable")
 	}
-	waitSameGTID(t, eastDB, westDB, east.DB.GTIDDomainID, 2*time.Minute)
+	waitSameGTID(t, eastDB, westDB, east.DB.GTIDDomainID, 2*time.Minute, func() {
+		v, err := c.QueryWorkflow(context.Background(), workflows.ReplicationWorkflowID(r.App, "east", "west"), "", workflows.ReplicationStatusQuery)
+		var rs workflows.ReplicationStatus
+		if err == nil {
+			err = v.Get(&rs)
+		}
+		t.Logf("stream east → west: %+v (%v)", rs, err)
+	})
 	for _, schema := range []string{"shop", "petclinic"} {
 		testenv.SameData(t, eastDB, westDB, schema)
 	}
@@ -224,7 +232,7 @@ func queryProgress(c client.Client, run client.WorkflowRun) (workflows.RunbookRe
 
 // waitSameGTID waits until dst's binlog has src's last transaction of
 // domain: Drover's applier keeps the source's GTIDs.
-func waitSameGTID(t *testing.T, src, dst *sql.DB, domain uint32, timeout time.Duration) {
+func waitSameGTID(t *testing.T, src, dst *sql.DB, domain uint32, timeout time.Duration, diag func()) {
 	t.Helper()
 	var want, got replication.GTID
 	if !testenv.WaitFor(timeout, func() bool {
@@ -233,8 +241,44 @@ func waitSameGTID(t *testing.T, src, dst *sql.DB, domain uint32, timeout time.Du
 		want, got = sp[domain], dp[domain]
 		return err1 == nil && err2 == nil && want == got
 	}) {
+		for _, e := range lastBinlogEvents(t, src, 12) {
+			t.Logf("source binlog: %s", e)
+		}
+		for _, e := range lastBinlogEvents(t, dst, 6) {
+			t.Logf("copy binlog: %s", e)
+		}
+		for _, cp := range testenv.Strings(t, dst, "SELECT CONCAT(stream, ' ', gtid, ' ', IFNULL(source_ts, '-'), ' ', applied_at) FROM drover.replication_checkpoint") {
+			t.Logf("copy checkpoint: %s", cp)
+		}
+		if diag != nil {
+			diag()
+		}
 		t.Fatalf("domain %d: the copy is at %v, its source at %v after %s", domain, got, want, timeout)
 	}
+}
+
+// lastBinlogEvents lists the last n events of a server's current binlog.
+func lastBinlogEvents(t *testing.T, db *sql.DB, n int) []string {
+	t.Helper()
+	var file, pos, doDB, ignoreDB string
+	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		return []string{err.Error()}
+	}
+	rows, err := db.Query("SHOW BINLOG EVENTS IN '" + file + "'")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var log, typ, info string
+		var p, sid, end int64
+		if err := rows.Scan(&log, &p, &typ, &sid, &end, &info); err != nil {
+			return append(out, err.Error())
+		}
+		out = append(out, fmt.Sprintf("%d %s %.160s", p, typ, info))
+	}
+	return out[max(0, len(out)-n):]
 }
 
 // stepOf is the report's step called name.
