@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/drover-sre/drover/activities/replicate"
 	"github.com/drover-sre/drover/deploy/local/devstack"
 	"github.com/drover-sre/drover/recipe"
 	"github.com/drover-sre/drover/replication"
@@ -130,7 +131,7 @@ func TestCloneSiteUnderWriteLoadSurvivesAWorkerKill(t *testing.T) {
 	if !readOnly(t, westDB) {
 		t.Error("the clone is writable")
 	}
-	waitSameGTID(t, eastDB, westDB, east.DB.GTIDDomainID, 2*time.Minute, func() {
+	waitSameGTID(t, eastDB, westDB, replicate.StreamName(r.App, "east", "west"), east.DB.GTIDDomainID, 2*time.Minute, func() {
 		v, err := c.QueryWorkflow(context.Background(), workflows.ReplicationWorkflowID(r.App, "east", "west"), "", workflows.ReplicationStatusQuery)
 		var rs workflows.ReplicationStatus
 		if err == nil {
@@ -230,14 +231,20 @@ func queryProgress(c client.Client, run client.WorkflowRun) (workflows.RunbookRe
 	return rep, v.Get(&rep)
 }
 
-// waitSameGTID waits until dst's binlog has src's last transaction of
-// domain: Drover's applier keeps the source's GTIDs.
-func waitSameGTID(t *testing.T, src, dst *sql.DB, domain uint32, timeout time.Duration, diag func()) {
+// waitSameGTID waits until the stream's checkpoint on dst has applied
+// src's last transaction of domain. (Not dst's binlog position: a group of
+// source transactions is one target transaction, logged under the group's
+// first GTID, so the binlog may name one before the last applied.)
+func waitSameGTID(t *testing.T, src, dst *sql.DB, stream string, domain uint32, timeout time.Duration, diag func()) {
 	t.Helper()
 	var want, got replication.GTID
 	if !testenv.WaitFor(timeout, func() bool {
+		var cp string
+		if err := dst.QueryRow("SELECT gtid FROM drover.replication_checkpoint WHERE stream = ?", stream).Scan(&cp); err != nil {
+			return false
+		}
 		sp, err1 := replication.ParsePosition(gtidPos(t, src))
-		dp, err2 := replication.ParsePosition(gtidPos(t, dst))
+		dp, err2 := replication.ParsePosition(cp)
 		want, got = sp[domain], dp[domain]
 		return err1 == nil && err2 == nil && want == got
 	}) {
