@@ -147,9 +147,31 @@ func TestWebhookCommandAgainstTemporal(t *testing.T) {
 	var got webhook.Response
 	err = json.NewDecoder(resp.Body).Decode(&got)
 	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || len(got.Alerts) != 1 || got.Alerts[0].Outcome != webhook.OutcomeStarted ||
-		got.Alerts[0].WorkflowID != "runbook-petclinic" {
+	// No replication runs here, so the standby's lag is unknown: the
+	// failover is refused (the production starter asks the supervisor).
+	if err != nil || resp.StatusCode != http.StatusOK || len(got.Alerts) != 1 || got.Alerts[0].Outcome != webhook.OutcomeRefused ||
+		!strings.Contains(got.Alerts[0].Message, "the lag of standby west is unknown") {
 		t.Fatalf("POST: %d %v %+v", resp.StatusCode, err, got)
+	}
+	// A drill alert starts the drill.
+	var m webhook.Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Alerts[0].Labels = map[string]string{"alertname": "DRDrillDue", "app": "petclinic"}
+	if body, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequest(http.MethodPost, base+"/alerts", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(got.Alerts) != 1 || got.Alerts[0].Outcome != webhook.OutcomeStarted ||
+		got.Alerts[0].WorkflowID != "drill-petclinic" {
+		t.Fatalf("POST drill: %d %v %+v", resp.StatusCode, err, got)
 	}
 	resp, err = http.Get(base + "/alerts")
 	if err != nil {
@@ -170,7 +192,7 @@ func TestWebhookCommandAgainstTemporal(t *testing.T) {
 		t.Fatal("did not stop after its context was cancelled")
 	}
 	logs := stderr.String()
-	for _, want := range []string{`"msg":"serving Alertmanager's webhook"`, `"outcome":"started"`, `"workflow_id":"runbook-petclinic"`, `"msg":"stopped"`} {
+	for _, want := range []string{`"msg":"serving Alertmanager's webhook"`, `"outcome":"refused"`, `"outcome":"started"`, `"workflow_id":"drill-petclinic"`, `"msg":"stopped"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %s:\n%s", want, logs)
 		}

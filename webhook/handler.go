@@ -92,6 +92,18 @@ type Starter interface {
 	Start(ctx context.Context, req StartRequest) (runID string, err error)
 }
 
+// LagReader is what a Starter may also do: tell how far a standby was
+// behind its primary. A failover is started only for a standby whose lag,
+// as its replication supervisor last measured it, is within the recipe's
+// policy.max_rpo — as the health monitor decides. When the Starter does
+// not implement it, that check is left to the operator.
+type LagReader interface {
+	// StandbyLag is the lag of the stream from → to of app. why is
+	// non-empty, and lag meaningless, when the lag is unknown (no stream,
+	// or one that does not follow its primary: paused, stopped, failed).
+	StandbyLag(ctx context.Context, app, from, to string) (lag time.Duration, why string, err error)
+}
+
 // Run describes one workflow run, as Starter.Last finds it.
 type Run struct {
 	Type     string
@@ -517,6 +529,9 @@ func (h *Handler) start(ctx context.Context, c candidate, res *Result) {
 			return
 		}
 	}
+	if res.Action == recipe.ActionFailover && !h.lagAllows(ctx, c, res) {
+		return
+	}
 	runID, err := h.cfg.Starter.Start(ctx, req)
 	switch {
 	case errors.Is(err, ErrAlreadyRunning):
@@ -544,4 +559,32 @@ func summary(results []Result) string {
 		parts = append(parts, fmt.Sprintf("%d %s", n[o], o))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// lagAllows refuses (in res) a failover whose standby lags more than
+// policy.max_rpo or whose lag is unknown: promoting it would lose more
+// than the recipe allows, and that is for a human to decide.
+func (h *Handler) lagAllows(ctx context.Context, c candidate, res *Result) bool {
+	lr, ok := h.cfg.Starter.(LagReader)
+	if !ok {
+		return true
+	}
+	r := h.cfg.Recipe
+	lag, why, err := lr.StandbyLag(ctx, r.App, c.from, c.to)
+	maxRPO := r.Policy.MaxRPO.D()
+	switch {
+	case err != nil:
+		res.Outcome, res.Message = OutcomeError, fmt.Sprintf("could not read the lag of %s → %s: %v", c.from, c.to, err)
+	case why != "":
+		res.Outcome = OutcomeRefused
+		res.Message = fmt.Sprintf("refused: the lag of standby %s is unknown (%s): a human decides (drover failover -f RECIPE --from %s --to %s)",
+			c.to, why, c.from, c.to)
+	case lag > maxRPO:
+		res.Outcome = OutcomeRefused
+		res.Message = fmt.Sprintf("refused: standby %s lagged %.1fs behind %s, more than policy.max_rpo %s: a failover now would lose more than the recipe allows; a human decides (drover failover -f RECIPE --from %s --to %s)",
+			c.to, lag.Seconds(), c.from, maxRPO, c.from, c.to)
+	default:
+		return true
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -499,4 +500,48 @@ func TestAlertKey(t *testing.T) {
 	assert.NotEqual(t, a.Key(), b.Key(), "firing anew is another occurrence")
 	a.Fingerprint = "abc"
 	assert.Equal(t, "abc@2026-11-26T15:14:36.123Z", a.Key())
+}
+
+// lagStarter is a fakeStarter that also reads the standby's lag.
+type lagStarter struct {
+	*fakeStarter
+	lag time.Duration
+	why string
+	err error
+}
+
+func (l *lagStarter) StandbyLag(context.Context, string, string, string) (time.Duration, string, error) {
+	return l.lag, l.why, l.err
+}
+
+// With a Starter that reads the standby's lag, a failover starts only for a
+// standby within policy.max_rpo (30s); an unknown lag or one over the
+// bound is refused and starts nothing; a failed read is an error (Alertmanager
+// retries). Switchovers check their lag themselves and are not asked.
+func TestFailoverNeedsAStandbyWithinMaxRPO(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		lag     time.Duration
+		why     string
+		err     error
+		outcome string
+		msg     string
+	}{
+		{"within", 2 * time.Second, "", nil, OutcomeStarted, "started"},
+		{"over", 45 * time.Second, "", nil, OutcomeRefused, "standby west lagged 45.0s behind east, more than policy.max_rpo 30s"},
+		{"unknown", 0, "replication east → west is paused", nil, OutcomeRefused, "the lag of standby west is unknown (replication east → west is paused)"},
+		{"error", 0, "", errors.New("deadline exceeded"), OutcomeError, "could not read the lag of east → west: deadline exceeded"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clk := testClock()
+			st := &lagStarter{fakeStarter: newFakeStarter(clk.Now), lag: c.lag, why: c.why, err: c.err}
+			h, _ := newTestHandler(t, testRecipe(t), st, func(cfg *Config) { cfg.Now = clk.Now })
+			_, resp, _ := post(t, h, readPayload(t, "sitedown-firing.json", nil), nil)
+			require.Len(t, resp.Alerts, 1)
+			assert.Equal(t, c.outcome, resp.Alerts[0].Outcome)
+			assert.Contains(t, resp.Alerts[0].Message, c.msg)
+			starts, _ := st.snapshot()
+			assert.Equal(t, c.outcome == OutcomeStarted, len(starts) == 1, "starts: %v", starts)
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,27 @@ func failoverStandIn(ctx workflow.Context, in workflows.RunbookInput) (string, e
 	}
 	workflow.GetSignalChannel(ctx, "finish").Receive(ctx, nil)
 	return workflows.OutcomeCompleted, nil
+}
+
+// supervisorStandIn is registered as "ReplicationSupervisor": it answers
+// the status query with a running stream whose lag the signal "lag" sets
+// (seconds), until signalled "finish".
+func supervisorStandIn(ctx workflow.Context, lag float64) error {
+	if err := workflow.SetQueryHandler(ctx, workflows.ReplicationStatusQuery, func() (workflows.ReplicationStatus, error) {
+		st := workflows.ReplicationStatus{State: workflows.ReplRunning}
+		st.Progress.LagSeconds, st.Progress.At = lag, workflow.Now(ctx)
+		return st, nil
+	}); err != nil {
+		return err
+	}
+	lagCh, finish := workflow.GetSignalChannel(ctx, "lag"), workflow.GetSignalChannel(ctx, "finish")
+	for done := false; !done; {
+		workflow.NewSelector(ctx).
+			AddReceive(lagCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &lag) }).
+			AddReceive(finish, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); done = true }).
+			Select(ctx)
+	}
+	return nil
 }
 
 // drillStandIn is registered as "Drill" and returns the fields of its input.
@@ -68,6 +90,7 @@ func TestAlertStormStartsOneFailoverOnTemporal(t *testing.T) {
 	w := worker.New(c, workflows.SharedTaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(failoverStandIn, workflow.RegisterOptions{Name: TypeFailover})
 	w.RegisterWorkflowWithOptions(drillStandIn, workflow.RegisterOptions{Name: TypeDrill})
+	w.RegisterWorkflowWithOptions(supervisorStandIn, workflow.RegisterOptions{Name: "ReplicationSupervisor"})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +152,35 @@ func TestAlertStormStartsOneFailoverOnTemporal(t *testing.T) {
 	}
 	if t.Failed() {
 		t.FailNow()
+	}
+
+	// A failover is only started for a standby whose lag, as its
+	// supervisor last measured it, is within policy.max_rpo (30s): not
+	// without a supervisor, not at 45s.
+	if code, resp := send(body, testToken); code != http.StatusOK || resp.Alerts[0].Outcome != OutcomeRefused ||
+		!strings.Contains(resp.Alerts[0].Message, "the lag of standby west is unknown (no replication east → west)") {
+		t.Fatalf("no supervisor: %d %+v", code, resp)
+	}
+	streamID := workflows.ReplicationWorkflowID("petclinic", "east", "west")
+	if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: streamID, TaskQueue: workflows.SharedTaskQueue}, "ReplicationSupervisor", 45.0); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.SignalWorkflow(context.Background(), streamID, "", "finish", nil) }()
+	if code, resp := send(body, testToken); code != http.StatusOK || resp.Alerts[0].Outcome != OutcomeRefused ||
+		!strings.Contains(resp.Alerts[0].Message, "standby west lagged 45.0s behind east, more than policy.max_rpo 30s") {
+		t.Fatalf("lag 45s: %d %+v", code, resp)
+	}
+	if err := c.SignalWorkflow(ctx, streamID, "", "lag", 0.2); err != nil {
+		t.Fatal(err)
+	}
+	if !testenv.WaitFor(10*time.Second, func() bool {
+		lag, why, err := TemporalStarter{Client: c}.StandbyLag(ctx, "petclinic", "east", "west")
+		return err == nil && why == "" && lag == 200*time.Millisecond
+	}) {
+		t.Fatal("the supervisor stand-in never reported 0.2s of lag")
+	}
+	if _, err := c.DescribeWorkflow(ctx, runbookID, ""); !errors.As(err, new(*serviceerror.NotFound)) {
+		t.Fatalf("a refused alert started %s: %v", runbookID, err)
 	}
 
 	// The storm: 20 identical notifications at once.

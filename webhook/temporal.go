@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -69,4 +70,32 @@ func (s TemporalStarter) Last(ctx context.Context, id string) (Run, bool, error)
 		return Run{}, false, fmt.Errorf("describe %s: memo %s: %w", id, MemoAlertKey, err)
 	}
 	return run, true, nil
+}
+
+// StandbyLag asks the replication supervisor of from → to for the lag it
+// last measured. A stream that is running, lagging or restarting (its
+// source may just have died) has a known lag; any other state, or no
+// supervisor at all, leaves it unknown.
+func (s TemporalStarter) StandbyLag(ctx context.Context, app, from, to string) (time.Duration, string, error) {
+	id := workflows.ReplicationWorkflowID(app, from, to)
+	v, err := s.Client.QueryWorkflow(ctx, id, "", workflows.ReplicationStatusQuery)
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return 0, "no replication " + from + " → " + to, nil
+	case err != nil:
+		return 0, "", fmt.Errorf("query %s: %w", id, err)
+	}
+	var st workflows.ReplicationStatus
+	if err := v.Get(&st); err != nil {
+		return 0, "", fmt.Errorf("query %s: %w", id, err)
+	}
+	switch st.State {
+	case workflows.ReplRunning, workflows.ReplLagging, workflows.ReplRestarting:
+		if st.Progress.At.IsZero() {
+			return 0, "replication " + from + " → " + to + " has not measured its lag yet", nil
+		}
+		return time.Duration(st.Progress.LagSeconds * float64(time.Second)), "", nil
+	}
+	return 0, fmt.Sprintf("replication %s → %s is %s", from, to, st.State), nil
 }
