@@ -183,22 +183,17 @@ func (c *Compute) Inspect(ctx context.Context, in provider.SiteInput) (provider.
 // Start implements provider.Compute with os-start on every SHUTOFF server
 // of in.Roles, then waits until every selected server is ACTIVE.
 func (c *Compute) Start(ctx context.Context, in provider.SiteInput) (provider.SiteState, error) {
-	s, err := c.begin(ctx, "openstack start", in, false)
+	s, sel, err := c.selection(ctx, "openstack start", in)
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	all, err := s.list(ctx)
-	if err != nil {
-		return provider.SiteState{}, err
-	}
-	sel := provider.OfRoles(all, in.Roles)
 	stopped := provider.IDsIn(sel, provider.StateStopped)
 	for _, id := range stopped {
 		if err := servers.Start(ctx, s.sc, id).ExtractErr(); err != nil {
 			return provider.SiteState{}, s.apiError("start server "+id, err)
 		}
 	}
-	all, err = s.waitFor(ctx, provider.StateRunning, provider.Union(stopped, provider.IDsIn(sel, provider.StatePending)))
+	all, err := s.waitFor(ctx, provider.StateRunning, provider.Union(stopped, provider.IDsIn(sel, provider.StatePending)))
 	if err != nil {
 		return provider.SiteState{}, err
 	}
@@ -209,17 +204,13 @@ func (c *Compute) Start(ctx context.Context, in provider.SiteInput) (provider.Si
 // awaited, then os-stop goes to every ACTIVE server of in.Roles, and the
 // wait lasts until all of them are SHUTOFF.
 func (c *Compute) Stop(ctx context.Context, in provider.SiteInput) (provider.SiteState, error) {
-	s, err := c.begin(ctx, "openstack stop", in, false)
+	s, sel, err := c.selection(ctx, "openstack stop", in)
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	all, err := s.list(ctx)
-	if err != nil {
-		return provider.SiteState{}, err
-	}
-	sel := provider.OfRoles(all, in.Roles)
 	if pending := provider.IDsIn(sel, provider.StatePending); len(pending) > 0 {
-		if all, err = s.waitFor(ctx, provider.StateRunning, pending); err != nil {
+		all, err := s.waitFor(ctx, provider.StateRunning, pending)
+		if err != nil {
 			return provider.SiteState{}, err
 		}
 		sel = provider.OfRoles(all, in.Roles)
@@ -230,26 +221,35 @@ func (c *Compute) Stop(ctx context.Context, in provider.SiteInput) (provider.Sit
 			return provider.SiteState{}, s.apiError("stop server "+id, err)
 		}
 	}
-	all, err = s.waitFor(ctx, provider.StateStopped, provider.Union(running, provider.IDsIn(sel, provider.StateStopping)))
+	all, err := s.waitFor(ctx, provider.StateStopped, provider.Union(running, provider.IDsIn(sel, provider.StateStopping)))
 	if err != nil {
 		return provider.SiteState{}, err
 	}
 	return s.state(all, nil, running), nil
 }
 
+// selection opens a session for op and lists the site's instances of
+// in.Roles.
+func (c *Compute) selection(ctx context.Context, op string, in provider.SiteInput) (*site, []provider.Instance, error) {
+	s, err := c.begin(ctx, op, in, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := s.list(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, provider.OfRoles(all, in.Roles), nil
+}
+
 // Destroy implements provider.Compute: it deletes the selected servers
 // (with in.Run, only those created by that run) and waits until Nova no
 // longer lists them.
 func (c *Compute) Destroy(ctx context.Context, in provider.SiteInput) (provider.SiteState, error) {
-	s, err := c.begin(ctx, "openstack destroy", in, false)
+	s, sel, err := c.selection(ctx, "openstack destroy", in)
 	if err != nil {
 		return provider.SiteState{}, err
 	}
-	all, err := s.list(ctx)
-	if err != nil {
-		return provider.SiteState{}, err
-	}
-	sel := provider.OfRoles(all, in.Roles)
 	if in.Run != "" {
 		sel = slices.DeleteFunc(sel, func(i provider.Instance) bool { return i.Run != in.Run })
 	}
