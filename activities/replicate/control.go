@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+
+	"github.com/drover-sre/drover/activities/internal/cloud"
 )
 
 // Names of the supervisor workflow's status query and stop update; the
@@ -95,27 +97,20 @@ func (c *Control) StreamStop(ctx context.Context, ref StreamRef) (StreamState, e
 	} else if !isNotFound(err) {
 		return out, fmt.Errorf("stop %s: %w", ref.WorkflowID, err)
 	}
-	done := make(chan error, 1)
 	var st supervisorStatus
-	go func() { done <- c.Client.GetWorkflow(ctx, ref.WorkflowID, "").Get(ctx, &st) }()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				// Ended otherwise (terminated, failed): it is not running,
-				// which is what the caller needs.
-				activity.GetLogger(ctx).Warn("supervisor ended without a status", "workflow_id", ref.WorkflowID, "error", err)
-			}
-			out.State, out.Progress, out.LastError = st.State, st.Progress, st.LastError
-			return out, nil
-		case <-tick.C:
-			activity.RecordHeartbeat(ctx, ref.WorkflowID)
-		case <-ctx.Done():
-			return out, ctx.Err()
-		}
+	err = cloud.Heartbeating(ctx, time.Second, func() error {
+		return c.Client.GetWorkflow(ctx, ref.WorkflowID, "").Get(ctx, &st)
+	}, ref.WorkflowID)
+	switch {
+	case ctx.Err() != nil:
+		return out, ctx.Err()
+	case err != nil:
+		// Ended otherwise (terminated, failed): it is not running, which is
+		// what the caller needs.
+		activity.GetLogger(ctx).Warn("supervisor ended without a status", "workflow_id", ref.WorkflowID, "error", err)
 	}
+	out.State, out.Progress, out.LastError = st.State, st.Progress, st.LastError
+	return out, nil
 }
 
 // status is the status of the supervisor's latest run; UNSPECIFIED when

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drover-sre/drover/activities/internal/cloud"
 	"github.com/drover-sre/drover/activities/internal/sitedb"
 	"github.com/drover-sre/drover/recipe"
 	"github.com/drover-sre/drover/replication"
@@ -117,30 +118,16 @@ func Compare(ctx context.Context, in CompareInput, opt Options) (CompareResult, 
 		if every <= 0 {
 			every = DefaultHeartbeat
 		}
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for {
-				mu.Lock()
-				p := prog
-				p.Current = slices.Clone(prog.Current)
-				mu.Unlock()
-				p.Elapsed = time.Since(start)
-				opt.Progress(p)
-				select {
-				case <-done:
-					return
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-			}
-		}()
-		defer func() { close(done); wg.Wait() }()
+		report := func() {
+			mu.Lock()
+			p := prog
+			p.Current = slices.Clone(prog.Current)
+			mu.Unlock()
+			p.Elapsed = time.Since(start)
+			opt.Progress(p)
+		}
+		report()
+		defer cloud.Every(ctx, every, report)()
 	}
 	sv, dv, res, err := commonPoint(ctx, in, src, dst, wait, opt.DialTimeout, log)
 	if err != nil {

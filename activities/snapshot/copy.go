@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drover-sre/drover/activities/internal/cloud"
 	"github.com/drover-sre/drover/activities/internal/sitedb"
 	"github.com/drover-sre/drover/replication"
 )
@@ -1151,36 +1152,20 @@ func (c *copier) report() {
 // heartbeat reports progress every Heartbeat until stopped, with the
 // source sessions waiting for a metadata lock the copy holds.
 func (c *copier) heartbeat(ctx context.Context) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(c.opt.Heartbeat)
-		defer tick.Stop()
-		warned := map[string]bool{}
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+	warned := map[string]bool{} // only the ticking goroutine uses it
+	return cloud.Every(ctx, c.opt.Heartbeat, func() {
+		blocked := c.blockedDDL(ctx)
+		for _, b := range blocked {
+			if !warned[b] {
+				warned[b] = true
+				c.log.Warn("a source session waits for a metadata lock the copy holds; it runs when the copy has read everything", "session", b)
 			}
-			blocked := c.blockedDDL(ctx)
-			for _, b := range blocked {
-				if !warned[b] {
-					warned[b] = true
-					c.log.Warn("a source session waits for a metadata lock the copy holds; it runs when the copy has read everything", "session", b)
-				}
-			}
-			c.mu.Lock()
-			c.prog.BlockedDDL = blocked
-			c.mu.Unlock()
-			c.report()
 		}
-	}()
-	return func() { close(done); wg.Wait() }
+		c.mu.Lock()
+		c.prog.BlockedDDL = blocked
+		c.mu.Unlock()
+		c.report()
+	})
 }
 
 func (c *copier) blockedDDL(ctx context.Context) []string {

@@ -2,7 +2,8 @@
 // APIs share: the classification of a failed call by what can fix it
 // (Kind), the text of such an error (Text), its translation into the
 // Temporal application error a workflow sees (ActivityError), and
-// heartbeating while a call waits (Heartbeating). Packages provider and dns
+// heartbeating while a call waits (Heartbeating, on Every, which the
+// snapshot activities' progress reports use too). Packages provider and dns
 // build their own error types and error type names on it.
 package cloud
 
@@ -149,6 +150,15 @@ func Heartbeating(ctx context.Context, interval time.Duration, fn func() error, 
 	if !activity.IsActivity(ctx) {
 		return fn()
 	}
+	stop := Every(ctx, interval, func() { activity.RecordHeartbeat(ctx, details...) })
+	defer stop()
+	return fn()
+}
+
+// Every calls tick every interval (first after one interval) in a
+// goroutine of its own until ctx ends or the returned stop is called; stop
+// returns once no tick runs any more. interval must be positive.
+func Every(ctx context.Context, interval time.Duration, tick func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -163,12 +173,9 @@ func Heartbeating(ctx context.Context, interval time.Duration, fn func() error, 
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, details...)
+				tick()
 			}
 		}
 	}()
-	err := fn()
-	close(done)
-	wg.Wait()
-	return err
+	return func() { close(done); wg.Wait() }
 }
