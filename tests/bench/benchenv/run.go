@@ -27,7 +27,7 @@ func Run(name string, timeout time.Duration, run func(context.Context) error) {
 }
 
 // WriteSummary writes a benchmark's Markdown summary to path (creating its
-// directory); an empty path writes nothing.
+// directory) and says so on stderr; an empty path writes nothing.
 func WriteSummary(path, markdown string) error {
 	if path == "" {
 		return nil
@@ -35,5 +35,9 @@ func WriteSummary(path, markdown string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(path, []byte(markdown), 0o644)
+	if err := os.WriteFile(path, []byte(markdown), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "summary written to %s\n", path)
+	return nil
 }

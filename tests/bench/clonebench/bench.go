@@ -116,13 +116,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	b.res.finished = time.Now()
 	b.report(os.Stdout)
-	if cfg.Out != "" {
-		if err := benchenv.WriteSummary(cfg.Out, b.markdown()); err != nil {
-			return err
-		}
-		logf("summary written to %s", cfg.Out)
-	}
-	return nil
+	return benchenv.WriteSummary(cfg.Out, b.markdown())
 }
 
 func (b *bench) close() {

@@ -131,13 +131,7 @@ func run(ctx context.Context, out string, switchovers int) (err error) {
 	md := res.markdown()
 	fmt.Println()
 	fmt.Println(md)
-	if out != "" {
-		if err := benchenv.WriteSummary(out, md); err != nil {
-			return err
-		}
-		logf("summary written to %s", out)
-	}
-	return nil
+	return benchenv.WriteSummary(out, md)
 }
 
 // result holds the figures.
