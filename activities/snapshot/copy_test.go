@@ -86,15 +86,7 @@ func TestCopyUnderWriteLoadThenStream(t *testing.T) {
 	}
 	l.Stop()
 	l.Check(t)
-	caughtUp(t, r)
-	testenv.SameData(t, source.Root, dst.Root, schema)
-	end, err := source.Position(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := r.Stats().Transactions, seqOf(t, end.String())-seqOf(t, res.GTID); got != want {
-		t.Fatalf("the stream applied %d transactions; the source committed %d after the copy's GTID %s", got, want, res.GTID)
-	}
+	streamedExactlyTheRest(t, r, dst, res.GTID)
 	for _, q := range []string{"SELECT COUNT(*) FROM shop.big_orders", "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA='shop'"} {
 		if a, b := scalar[int](t, source.Root, q), scalar[int](t, dst.Root, q); a != b {
 			t.Errorf("%s: %d on the source, %d on the target", q, a, b)
@@ -247,15 +239,7 @@ func TestKilledCopyResumes(t *testing.T) {
 	r := stream(t, "east-west-2", dst, "", 7201) // starts from the seeded checkpoint
 	l.Stop()
 	l.Check(t)
-	caughtUp(t, r)
-	testenv.SameData(t, source.Root, dst.Root, schema)
-	end, err := source.Position(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := r.Stats().Transactions, seqOf(t, end.String())-seqOf(t, res.GTID); got != want {
-		t.Fatalf("the stream applied %d transactions; the source committed %d after the copy's GTID %s", got, want, res.GTID)
-	}
+	streamedExactlyTheRest(t, r, dst, res.GTID)
 	cmp := compareActivity(t, snapshot.CompareInput{Source: site("east", source), Target: site("west", dst), Stream: "east-west-2",
 		Schemas: []string{schema}})
 	if !cmp.Equal {
@@ -326,5 +310,22 @@ func TestRefusals(t *testing.T) {
 	}
 	if got := testenv.TableNames(t, dst.Root, "shop"); strings.Join(got, ",") != "mine" {
 		t.Fatalf("the refused copy touched the target's schema: %v", got)
+	}
+}
+
+// streamedExactlyTheRest waits until the stream r into dst has caught up
+// with the source and checks that the databases are identical and that the
+// stream applied exactly the source transactions after the copy's GTID: no
+// gap, no overlap.
+func streamedExactlyTheRest(t *testing.T, r *testenv.Running, dst *testenv.Server, copyGTID string) {
+	t.Helper()
+	caughtUp(t, r)
+	testenv.SameData(t, source.Root, dst.Root, schema)
+	end, err := source.Position(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.Stats().Transactions, seqOf(t, end.String())-seqOf(t, copyGTID); got != want {
+		t.Fatalf("the stream applied %d transactions; the source committed %d after the copy's GTID %s", got, want, copyGTID)
 	}
 }

@@ -119,6 +119,20 @@ var a *snapshot.Activities // typed nil: method values name the activities
 
 // activityEnv runs the snapshot activities in the SDK's test environment
 // (heartbeats, cancellation, error conversion as in a worker).
+// beatingEnv is an activity environment that collects the heartbeat
+// details Temporal receives.
+func beatingEnv() (*testsuite.TestActivityEnvironment, *progressLog) {
+	var beats progressLog
+	env := activityEnv()
+	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
+		var p snapshot.Progress
+		if details.Get(&p) == nil {
+			beats.add(p)
+		}
+	})
+	return env, &beats
+}
+
 func activityEnv() *testsuite.TestActivityEnvironment {
 	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
 	env.RegisterActivity(&snapshot.Activities{})
@@ -138,14 +152,7 @@ func copyActivity(t *testing.T, in snapshot.CopyInput) (snapshot.CopyResult, err
 func copyActivityBeats(t *testing.T, in snapshot.CopyInput) (snapshot.CopyResult, []snapshot.Progress, error) {
 	t.Helper()
 	var out snapshot.CopyResult
-	var beats progressLog
-	env := activityEnv()
-	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
-		var p snapshot.Progress
-		if details.Get(&p) == nil {
-			beats.add(p)
-		}
-	})
+	env, beats := beatingEnv()
 	v, err := env.ExecuteActivity(a.SnapshotCopy, in)
 	if err != nil {
 		return out, nil, err
@@ -162,14 +169,7 @@ func copyActivityBeats(t *testing.T, in snapshot.CopyInput) (snapshot.CopyResult
 func compareActivity(t *testing.T, in snapshot.CompareInput) snapshot.CompareResult {
 	t.Helper()
 	var out snapshot.CompareResult
-	var beats progressLog
-	env := activityEnv()
-	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
-		var p snapshot.Progress
-		if details.Get(&p) == nil {
-			beats.add(p)
-		}
-	})
+	env, beats := beatingEnv()
 	v, err := env.ExecuteActivity(a.SnapshotCompare, in)
 	if err != nil {
 		t.Fatal(err)
