@@ -52,10 +52,10 @@ import (
 // Error types of the non-retryable ApplicationErrors these activities return.
 const (
 	// ErrAuth: credentials or privileges are wrong.
-	ErrAuth = "DBAuth"
+	ErrAuth = sitedb.ErrTypeAuth
 	// ErrConfig: a secret cannot be resolved, an input or a server's GTID
 	// state is malformed, or the server lacks a variable Drover needs.
-	ErrConfig = "DBConfig"
+	ErrConfig = sitedb.ErrTypeConfig
 	// ErrWaitTimeout: DBWaitApplied's timeout passed before the target
 	// applied the position. Its details hold the last WaitProgress.
 	ErrWaitTimeout = "DBWaitTimeout"
@@ -153,11 +153,8 @@ func (s *session) prefix(what string) string {
 // cannot fix, and a plain (retryable) error otherwise.
 func classify(prefix string, err error) error {
 	msg := prefix + ": " + err.Error()
-	switch sitedb.KindOf(err) {
-	case sitedb.Auth:
-		return temporal.NewNonRetryableApplicationError(msg, ErrAuth, err)
-	case sitedb.Config:
-		return temporal.NewNonRetryableApplicationError(msg, ErrConfig, err)
+	if typ := sitedb.KindOf(err).ErrType(); typ != "" {
+		return temporal.NewNonRetryableApplicationError(msg, typ, err)
 	}
 	return fmt.Errorf("%s: %w", prefix, err)
 }

@@ -110,11 +110,11 @@ import (
 // retryable.
 const (
 	// ErrAuth: credentials or privileges are wrong.
-	ErrAuth = "DBAuth"
+	ErrAuth = sitedb.ErrTypeAuth
 	// ErrConfig: bad input (unknown schema, malformed clone id), an
 	// unresolvable secret, or a server that cannot be copied from or into
 	// as configured (no binary log, max_allowed_packet too small).
-	ErrConfig = "DBConfig"
+	ErrConfig = sitedb.ErrTypeConfig
 	// ErrTargetNotEmpty: the target already holds a schema the copy would
 	// write, and the input does not allow replacing it.
 	ErrTargetNotEmpty = "CloneTargetNotEmpty"
@@ -377,11 +377,8 @@ func failf(typ, format string, args ...any) error {
 }
 
 func errType(err error) string {
-	switch sitedb.KindOf(err) {
-	case sitedb.Auth:
-		return ErrAuth
-	case sitedb.Config:
-		return ErrConfig
+	if typ := sitedb.KindOf(err).ErrType(); typ != "" {
+		return typ
 	}
 	if errors.Is(err, mysql.ErrPktTooLarge) {
 		return ErrConfig

@@ -95,6 +95,25 @@ const (
 	Config
 )
 
+// The application error types of the non-retryable errors the database
+// activities (dbadmin, snapshot) return for Auth and Config failures.
+const (
+	ErrTypeAuth   = "DBAuth"
+	ErrTypeConfig = "DBConfig"
+)
+
+// ErrType is the application error type of kind k: ErrTypeAuth,
+// ErrTypeConfig, or "" for Transient (retryable, no type).
+func (k Kind) ErrType() string {
+	switch k {
+	case Auth:
+		return ErrTypeAuth
+	case Config:
+		return ErrTypeConfig
+	}
+	return ""
+}
+
 // KindOf classifies err. Anything unknown is Transient: Temporal's retry
 // policy bounds how often it is tried again.
 func KindOf(err error) Kind {
