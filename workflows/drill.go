@@ -352,20 +352,7 @@ func (d *drill) provision(via string) error {
 func (d *drill) smoke(via string) error {
 	base := d.site.App.Endpoints[0]
 	if err := d.rb.step("app writable", d.site.Name, func(ctx workflow.Context) (string, error) {
-		var res probe.HTTPResult
-		for i := 0; i < 60; i++ {
-			if err := workflow.ExecuteActivity(callOptions(ctx, via, "probe "+base, quickCall, pickUpTimeout, 3),
-				probeA.ProbeHTTP, probe.HTTPInput{Site: d.site.Name, URL: base + "/healthz"}).Get(ctx, &res); err != nil {
-				return "", err
-			}
-			if res.Up && (res.Writable == nil || *res.Writable) {
-				return fmt.Sprintf("%s/healthz: %d after %d probe(s)", base, res.StatusCode, i+1), nil
-			}
-			if err := workflow.Sleep(ctx, 500*time.Millisecond); err != nil {
-				return "", err
-			}
-		}
-		return "", fmt.Errorf("%s/healthz not up and writable after 60 probes: %s", base, res.Error)
+		return waitWritable(ctx, via, d.site.Name, base+"/healthz", postCheckFor)
 	}); err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func TestDrillOfACloudStandbyUsesAndDestroysItsOwnInstances(t *testing.T) {
 			promoted = in.Site.DB.Host
 			return dbadmin.PromoteResult{Site: in.Site.Name, Changed: true}, nil
 		})
-		env.OnActivity("ProbeHTTP", anyCtx, anyArg).Return(probe.HTTPResult{EndpointResult: probe.EndpointResult{Up: true, StatusCode: 200}}, nil)
+		env.OnActivity("ProbeHTTP", anyCtx, anyArg).Return(probe.HTTPResult{EndpointResult: probe.EndpointResult{Up: true, StatusCode: 200, Writable: boolp(true)}}, nil)
 		env.OnActivity("SmokeHTTP", anyCtx, anyArg).Return(func(_ context.Context, in probe.SmokeInput) (probe.SmokeResult, error) {
 			smoked = in.BaseURL
 			return probe.SmokeResult{Passed: true, Checks: []probe.SmokeCheckResult{{Name: "GET /api/owners", Passed: true, StatusCode: 200}}}, nil

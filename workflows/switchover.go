@@ -316,23 +316,29 @@ func (m *move) postCheck() error {
 		if len(m.to.App.Endpoints) == 0 {
 			return "no app endpoints in the recipe", nil
 		}
-		u := publicURL(m.to.App.Endpoints[0], m.to.Address, "/healthz")
-		deadline := workflow.Now(ctx).Add(postCheckFor)
-		var last probe.HTTPResult
-		for attempt := 1; ; attempt++ {
-			if err := workflow.ExecuteActivity(callOptions(ctx, m.to.Name, "GET "+u, quickCall, pickUpTimeout, 3),
-				probeA.ProbeHTTP, probe.HTTPInput{Site: m.to.Name, URL: u}).Get(ctx, &last); err != nil {
-				return "", err
-			}
-			if last.Up && last.Writable != nil && *last.Writable {
-				return fmt.Sprintf("%s: %d, writable, %d ms (attempt %d)", u, last.StatusCode, last.LatencyMS, attempt), nil
-			}
-			if !workflow.Now(ctx).Before(deadline) {
-				return "", fmt.Errorf("%s not writable after %s: status %d %s", u, postCheckFor, last.StatusCode, last.Error)
-			}
-			_ = workflow.Sleep(ctx, time.Second)
-		}
+		return waitWritable(ctx, m.to.Name, m.to.Name, publicURL(m.to.App.Endpoints[0], m.to.Address, "/healthz"), postCheckFor)
 	})
+}
+
+// waitWritable probes the app health URL u of site from the worker of via,
+// once a second, until the app answers and says its database is writable,
+// for at most within.
+func waitWritable(ctx workflow.Context, via, site, u string, within time.Duration) (string, error) {
+	deadline := workflow.Now(ctx).Add(within)
+	var last probe.HTTPResult
+	for attempt := 1; ; attempt++ {
+		if err := workflow.ExecuteActivity(callOptions(ctx, via, "GET "+u, quickCall, pickUpTimeout, 3),
+			probeA.ProbeHTTP, probe.HTTPInput{Site: site, URL: u}).Get(ctx, &last); err != nil {
+			return "", err
+		}
+		if last.Up && last.Writable != nil && *last.Writable {
+			return fmt.Sprintf("%s: %d, writable, %d ms (attempt %d)", u, last.StatusCode, last.LatencyMS, attempt), nil
+		}
+		if !workflow.Now(ctx).Before(deadline) {
+			return "", fmt.Errorf("%s not writable after %s: status %d %s", u, within, last.StatusCode, last.Error)
+		}
+		_ = workflow.Sleep(ctx, time.Second)
+	}
 }
 
 // publicURL is endpoint with its host replaced by addr (what the public
