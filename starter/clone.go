@@ -49,12 +49,9 @@ func cmdClone(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	in, problems := buildCloneInput(r, *app, *from, *to, *prov)
-	if printProblems(stderr, name, problems) {
-		return 2
-	}
-	c, ok := dialFor(ctx, name, stderr)
-	if !ok {
-		return 1
+	c, code := checkAndDial(ctx, name, problems, stderr)
+	if c == nil {
+		return code
 	}
 	defer c.Close()
 	id := workflows.CloneWorkflowID(r.App, in.To)

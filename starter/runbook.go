@@ -92,13 +92,9 @@ func cmdRunbookStart(ctx context.Context, kind string, args []string, stdout, st
 		return 2
 	}
 	in, problems := buildRunbookInput(kind, r, f)
-	if printProblems(stderr, name, problems) {
-		return 2
-	}
-
-	c, ok := dialFor(ctx, name, stderr)
-	if !ok {
-		return 1
+	c, code := checkAndDial(ctx, name, problems, stderr)
+	if c == nil {
+		return code
 	}
 	defer c.Close()
 	id, wfType := workflows.RunbookWorkflowID(r.App), runbookTypes[kind]

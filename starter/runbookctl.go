@@ -78,12 +78,9 @@ func cmdRunbook(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if by != nil && *by == "" {
 		problems = append(problems, "--by: required (the person the runbook waits for)")
 	}
-	if printProblems(stderr, name, problems) {
-		return 2
-	}
-	c, ok := dialFor(ctx, name, stderr)
-	if !ok {
-		return 1
+	c, code := checkAndDial(ctx, name, problems, stderr)
+	if c == nil {
+		return code
 	}
 	defer c.Close()
 	switch action {

@@ -99,12 +99,9 @@ func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if app != nil && *app != "" && !appName.MatchString(*app) {
 		problems = append(problems, fmt.Sprintf("--app: %q is not an app name (%s)", *app, appName))
 	}
-	if printProblems(stderr, name, problems) {
-		return 2
-	}
-	c, ok := dialFor(ctx, name, stderr)
-	if !ok {
-		return 1
+	c, code := checkAndDial(ctx, name, problems, stderr)
+	if c == nil {
+		return code
 	}
 	defer c.Close()
 	if action == "list" {

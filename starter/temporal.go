@@ -44,6 +44,21 @@ func dialTemporal(ctx context.Context) (client.Client, error) {
 	return c, nil
 }
 
+// checkAndDial prints the usage problems of the command called name and
+// returns exit code 2 if there are any; else it dials Temporal, or says
+// why it cannot and returns exit code 1. The client is nil unless both
+// went well.
+func checkAndDial(ctx context.Context, name string, problems []string, stderr io.Writer) (client.Client, int) {
+	if printProblems(stderr, name, problems) {
+		return nil, 2
+	}
+	c, ok := dialFor(ctx, name, stderr)
+	if !ok {
+		return nil, 1
+	}
+	return c, 0
+}
+
 // dialFor dials Temporal for the command called name; when it cannot, it
 // prints why under that name and reports false (the command exits 1).
 func dialFor(ctx context.Context, name string, stderr io.Writer) (client.Client, bool) {
