@@ -75,13 +75,7 @@ func (p *pair) config(stream string) replication.Config {
 // run starts a streamer in the background, stopped at the end of the test.
 func (p *pair) run(t *testing.T, cfg replication.Config) *testenv.Running {
 	t.Helper()
-	s, err := replication.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testenv.RunStream(s)
-	t.Cleanup(func() { _ = r.Stop(30 * time.Second) })
-	return r
+	return testenv.StartStream(t, cfg)
 }
 
 // caughtUp waits until the streamer has applied everything the source has;

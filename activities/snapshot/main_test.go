@@ -192,13 +192,7 @@ func stream(t *testing.T, name string, dst *testenv.Server, start string, replic
 	cfg := testenv.StreamConfig(name, source, dst, replicaID)
 	cfg.StartPosition = start
 	cfg.HeartbeatPeriod = 500 * time.Millisecond
-	s, err := replication.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testenv.RunStream(s)
-	t.Cleanup(func() { _ = r.Stop(30 * time.Second) })
-	return r
+	return testenv.StartStream(t, cfg)
 }
 
 // caughtUp waits until the stream has applied the source's position.

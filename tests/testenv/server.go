@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"testing"
 	"time"
 
 	"github.com/drover-sre/drover/activities/provider/local"
@@ -148,6 +149,19 @@ type Running struct {
 	*replication.Streamer
 	cancel context.CancelFunc
 	done   chan error
+}
+
+// StartStream builds a streamer from cfg and runs it in the background
+// until the test ends, when it is stopped (waiting at most 30 s).
+func StartStream(tb testing.TB, cfg replication.Config) *Running {
+	tb.Helper()
+	s, err := replication.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := RunStream(s)
+	tb.Cleanup(func() { _ = r.Stop(30 * time.Second) })
+	return r
 }
 
 // RunStream starts s.Run in the background.
