@@ -184,7 +184,9 @@ func (m *move) recordApplied() {
 }
 
 // errant asks the old primary (if it answers) what it has that the new one
-// lacks. optional: the old primary may well be down.
+// lacks. optional: the old primary may well be down — a failover, whose
+// RPO point the errant transactions are (they are lost). In a failback they
+// are only listed: they were never the service's data.
 func (m *move) errant(optional bool) (dbadmin.ErrantResult, error) {
 	var res dbadmin.ErrantResult
 	pick := pickUpTimeout
@@ -202,7 +204,7 @@ func (m *move) errant(optional bool) (dbadmin.ErrantResult, error) {
 			return "", err
 		}
 		m.rb.rep.Errant, m.rb.rep.ErrantCount = res.Errant, res.Count
-		if res.Count > 0 {
+		if optional && res.Count > 0 {
 			rpo := &m.rb.rep.RPO
 			rpo.LostTransactions, rpo.Exact = res.Count, res.CountExact
 		}
@@ -293,10 +295,6 @@ func Failback(ctx workflow.Context, in RunbookInput) (RunbookReport, error) {
 		if err := m.reclone(ctx); err != nil {
 			return rb.finish(OutcomeFailed, err), nil
 		}
-		// The errant transactions stay listed (Errant, ErrantCount) and on
-		// disk; they were never the service's data, so the switchover back
-		// measures its own RPO.
-		rb.rep.RPO = RPOPoint{}
 	}
 	if err := rb.step("start replication", m.to.Name, func(ctx workflow.Context) (string, error) {
 		return m.startStream(ctx, m.from.Name, m.to.Name)
